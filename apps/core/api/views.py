@@ -1,0 +1,19 @@
+import django_rq
+from rest_framework import status
+from rest_framework.decorators import api_view
+from rest_framework.response import Response
+from rest_framework.reverse import reverse
+
+from apps.core import jobs
+
+
+@api_view(["GET"])
+def api_root(request, format=None):
+    return Response({"heartbeat": reverse("api-heartbeat", request=request, format=format)})
+
+
+@api_view(["POST"])
+def heartbeat(request):
+    """Ask a worker to report in; the answer arrives on the `system` websocket."""
+    job = django_rq.enqueue(jobs.heartbeat)
+    return Response({"job": job.id}, status=status.HTTP_202_ACCEPTED)

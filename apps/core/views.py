@@ -1,0 +1,27 @@
+from django.contrib.auth.decorators import login_required
+from django.http import JsonResponse
+from django.shortcuts import render
+from django.views.decorators.cache import never_cache
+
+from . import services
+
+
+@never_cache
+def healthz(request):
+    """The process is up and serving; used as the liveness probe."""
+    return JsonResponse({"status": "ok"})
+
+
+@never_cache
+def readyz(request):
+    """The database and Redis answer; used as the readiness probe."""
+    checks = services.readiness()
+    ready = all(c.ok for c in checks)
+    body = {"status": "ready" if ready else "not ready",
+            "checks": {c.name: ("ok" if c.ok else c.detail) for c in checks}}
+    return JsonResponse(body, status=200 if ready else 503)
+
+
+@login_required
+def home(request):
+    return render(request, "home.html", {"checks": services.readiness()})

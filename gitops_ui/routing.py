@@ -1,0 +1,8 @@
+"""Websocket routes; each domain app adds its consumers here."""
+from django.urls import path
+
+from apps.core.consumers import SystemEventsConsumer
+
+websocket_urlpatterns = [
+    path("ws/system/", SystemEventsConsumer.as_asgi()),
+]

@@ -1,0 +1,132 @@
+"""Django settings, all from environment variables with defaults that are safe for a local run.
+
+| Variable | Default | Meaning |
+|---|---|---|
+| DATABASE_URL | sqlite:///<data dir>/db.sqlite3 | postgres://user:pass@host:port/db for PostgreSQL |
+| REDIS_URL | the embedded Redis socket in the data dir | redis://host:port/0 for an external Redis |
+| GITOPS_UI_SECRET_KEY | generated once into the data dir | Django's secret key |
+| GITOPS_UI_ENCRYPTION_KEY | generated once into the data dir | key that encrypts stored credentials |
+| GITOPS_UI_DEBUG | false | Django debug pages (never in production) |
+| GITOPS_UI_ALLOWED_HOSTS | localhost,127.0.0.1,[::1] | comma-separated host names |
+| GITOPS_UI_CSRF_TRUSTED_ORIGINS | (none) | comma-separated origins behind a proxy |
+| GITOPS_UI_DATA_DIR | ./var | where the embedded defaults live |
+| GITOPS_UI_LOG_LEVEL | INFO | log level of the platform's own loggers |
+"""
+from gitops_ui.env import (BASE_DIR, data_dir, database_from_url, env_bool, env_list,
+                           persistent_secret, redis_url)
+import os
+
+DATA_DIR = data_dir()
+SECRET_KEY = persistent_secret("GITOPS_UI_SECRET_KEY", "secret_key")
+ENCRYPTION_KEY = persistent_secret("GITOPS_UI_ENCRYPTION_KEY", "encryption_key")
+DEBUG = env_bool("GITOPS_UI_DEBUG", False)
+ALLOWED_HOSTS = env_list("GITOPS_UI_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")
+CSRF_TRUSTED_ORIGINS = env_list("GITOPS_UI_CSRF_TRUSTED_ORIGINS", "")
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "channels",
+    "django_rq",
+    "apps.accounts",
+    "apps.core",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "gitops_ui.urls"
+WSGI_APPLICATION = "gitops_ui.wsgi.application"
+ASGI_APPLICATION = "gitops_ui.asgi.application"
+
+TEMPLATES = [{
+    "BACKEND": "django.template.backends.django.DjangoTemplates",
+    "DIRS": [BASE_DIR / "templates"],
+    "APP_DIRS": True,
+    "OPTIONS": {"context_processors": [
+        "django.template.context_processors.request",
+        "django.contrib.auth.context_processors.auth",
+        "django.contrib.messages.context_processors.messages",
+    ]},
+}]
+
+DATABASES = {"default": database_from_url(
+    os.environ.get("DATABASE_URL") or f"sqlite:///{DATA_DIR / 'db.sqlite3'}")}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+AUTH_USER_MODEL = "accounts.User"
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "home"
+LOGOUT_REDIRECT_URL = "login"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = DATA_DIR / "static"
+STATIC_ROOT.mkdir(exist_ok=True)
+STATICFILES_DIRS = [BASE_DIR / "static"]
+# Serve from the finders as well, so `make run` needs no collectstatic step to show the admin.
+WHITENOISE_USE_FINDERS = True
+
+REDIS_URL = redis_url()
+RQ_QUEUES = {name: {"URL": REDIS_URL, "DEFAULT_TIMEOUT": 3600}
+             for name in ("default", "builds", "sync")}
+CHANNEL_LAYERS = {"default": {
+    "BACKEND": "channels_redis.core.RedisChannelLayer",
+    "CONFIG": {"hosts": [REDIS_URL]},
+}}
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.SessionAuthentication",
+        "rest_framework.authentication.TokenAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
+    "PAGE_SIZE": 50,
+}
+
+SESSION_COOKIE_HTTPONLY = True
+CSRF_COOKIE_SAMESITE = "Lax"
+SESSION_COOKIE_SECURE = env_bool("GITOPS_UI_SECURE_COOKIES", False)
+CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+X_FRAME_OPTIONS = "DENY"
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": "WARNING"},
+    "loggers": {
+        "apps": {"level": os.environ.get("GITOPS_UI_LOG_LEVEL", "INFO")},
+        "gitops_ui": {"level": os.environ.get("GITOPS_UI_LOG_LEVEL", "INFO")},
+    },
+}
+
+# Seconds between worker heartbeats enqueued by the reconciler.
+GITOPS_UI_HEARTBEAT_INTERVAL = float(os.environ.get("GITOPS_UI_HEARTBEAT_INTERVAL", "60"))

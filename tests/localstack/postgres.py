@@ -1,0 +1,64 @@
+"""PostgreSQL from Debian's package, initdb'd into the stack's temporary directory."""
+from __future__ import annotations
+
+import glob
+import os
+import pwd
+from pathlib import Path
+
+from . import Component
+from .process import ManagedProcess, StackError, free_port, port_open, run
+
+
+def postgres_bin_dir() -> str:
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/postgres"))
+    if not found:
+        raise StackError("PostgreSQL is not installed (no /usr/lib/postgresql/*/bin/postgres); "
+                         "run `make deps`")
+    return os.path.dirname(found[-1])
+
+
+class Postgres(Component):
+    name = "postgres"
+    user = "gitops"
+    password = "gitops-test"
+    database = "gitops"
+
+    def start(self) -> None:
+        bindir = postgres_bin_dir()
+        pwfile = self.workdir / "pwfile"
+        pwfile.write_text(self.password)
+        as_user = _drop_root(self.workdir)
+        data = self.workdir / "data"
+        run(as_user + [f"{bindir}/initdb", "-D", data, "-U", self.user, "--pwfile", pwfile,
+                       "-A", "scram-sha-256", "-E", "UTF8", "--no-sync"], "initdb")
+        self.port = free_port()
+        # Durability off: a test database is thrown away, and fsync dominates test time.
+        proc = ManagedProcess("postgres", as_user + [
+            f"{bindir}/postgres", "-D", data, "-h", "127.0.0.1", "-p", self.port,
+            "-k", self.workdir, "-c", "fsync=off", "-c", "synchronous_commit=off",
+            "-c", "full_page_writes=off", "-c", "max_connections=200"], self.log_dir)
+        self.processes.append(proc.start())
+        proc.wait_until(lambda: port_open(self.port), 30, "PostgreSQL listening")
+        run([f"{bindir}/createdb", "-h", "127.0.0.1", "-p", self.port, "-U", self.user,
+             self.database], "createdb", env={**os.environ, "PGPASSWORD": self.password})
+
+    @property
+    def url(self) -> str:
+        return f"postgres://{self.user}:{self.password}@127.0.0.1:{self.port}/{self.database}"
+
+    def info(self) -> dict:
+        return {"url": self.url, "port": self.port}
+
+
+def _drop_root(workdir: Path) -> list[str]:
+    """initdb refuses to run as root: as root, run as Debian's `postgres` system user."""
+    if os.geteuid() != 0:
+        return []
+    try:
+        pw = pwd.getpwnam("postgres")
+    except KeyError as exc:
+        raise StackError("running as root needs the `postgres` user from Debian's package") from exc
+    for path in [workdir, *workdir.iterdir()]:
+        os.chown(path, pw.pw_uid, pw.pw_gid)
+    return ["setpriv", f"--reuid={pw.pw_uid}", f"--regid={pw.pw_gid}", "--clear-groups"]
