@@ -14,6 +14,10 @@ def api_root(request, format=None):
 
 @api_view(["POST"])
 def heartbeat(request):
-    """Ask a worker to report in; the answer arrives on the `system` websocket."""
-    job = django_rq.enqueue(jobs.heartbeat)
-    return Response({"job": job.id}, status=status.HTTP_202_ACCEPTED)
+    """Ask a worker to report in; the answer arrives on the `system` websocket.
+
+    Jobs are enqueued when the request's transaction commits (django-rq's on_db_commit mode), so
+    a worker never sees a job before the rows it refers to.
+    """
+    django_rq.enqueue(jobs.heartbeat)
+    return Response({"queued": "heartbeat"}, status=status.HTTP_202_ACCEPTED)

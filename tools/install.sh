@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Everything `make run` and `make test` need on a fresh Debian 12 machine, installed only when
+# missing, so a second run takes a second.
+#
+#   tools/install.sh python    the virtualenv (.venv) with the pinned Python packages
+#   tools/install.sh system    Debian packages of the local test stack (needs root or sudo)
+#   tools/install.sh cluster   the Kubernetes control plane built from Go modules (tools/cluster)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+python=${PYTHON:-python3.11}
+stamps=.stamps
+mkdir -p "$stamps"
+
+# command -> Debian package providing it
+declare -A system_packages=(
+  [initdb]=postgresql [redis-server]=redis-server [docker-registry]=docker-registry
+  [buildah]=buildah [skopeo]=skopeo [busybox]=busybox-static [htpasswd]=apache2-utils
+  [openssl]=openssl [git]=git [go]=golang-go
+)
+
+install_python() {
+  # Re-install only when a requirements file changed since the last install.
+  local stamp="$stamps/venv-$( (cat requirements.txt requirements-test.txt; $python --version) | sha256sum | cut -c1-12)"
+  [[ -f "$stamp" && -x .venv/bin/python ]] && return
+  [[ -x .venv/bin/python ]] || "$python" -m venv .venv
+  .venv/bin/pip install --quiet --disable-pip-version-check -r requirements-test.txt
+  rm -f "$stamps"/venv-*
+  touch "$stamp"
+}
+
+install_system() {
+  local missing=()
+  for cmd in "${!system_packages[@]}"; do
+    # PostgreSQL puts its server programs outside PATH.
+    if [[ $cmd == initdb ]]; then
+      compgen -G "/usr/lib/postgresql/*/bin/postgres" >/dev/null || missing+=(postgresql)
+      continue
+    fi
+    command -v "$cmd" >/dev/null 2>&1 || missing+=("${system_packages[$cmd]}")
+  done
+  ((${#missing[@]})) || return 0
+  if [[ " ${missing[*]} " == *" golang-go "* ]]; then
+    echo "install.sh: Go is missing; install Go 1.26 (https://go.dev/dl) — Debian's golang-go is too old to build Kubernetes 1.36" >&2
+    exit 1
+  fi
+  local sudo=()
+  [[ $(id -u) == 0 ]] || sudo=(sudo)
+  echo "install.sh: installing Debian packages: ${missing[*]}" >&2
+  "${sudo[@]}" apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+}
+
+install_cluster() {
+  tools/cluster/build.sh >/dev/null
+}
+
+for what in "${@:-python system cluster}"; do
+  for w in $what; do "install_$w"; done
+done
