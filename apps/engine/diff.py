@@ -1,0 +1,275 @@
+"""Desired against live, the way the API server itself would see it.
+
+Each desired object is sent as a server-side apply *dry run*: the answer is what the live object
+would become if we applied now, with every default and every other manager's field in place. If
+that equals the live object, the resource is Synced, so defaults filled in by the API server
+never show as drift. Otherwise the JSON pointers of the fields that differ say why it is
+OutOfSync.
+
+A no-change refresh costs dictionary lookups only: results are remembered per resource by
+(desired manifest, live resourceVersion) and per application by the fingerprint of both.
+"""
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from dataclasses import dataclass, field
+
+from .cache import LiveStateCache
+from .cluster import Cluster
+from .errors import ClusterError, ResourceError
+from .health import HealthResult, assess, worst
+from .resources import (ResourceKey, compare_options, hook_types, key_of, sync_options,
+                        with_tracking)
+
+FIELD_MANAGER = "gitops-ui"
+SYNCED, OUT_OF_SYNC = "Synced", "OutOfSync"
+_VOLATILE_METADATA = ("managedFields", "resourceVersion", "generation", "creationTimestamp",
+                      "uid", "selfLink")
+
+
+@dataclass
+class ResourceState:
+    key: ResourceKey
+    desired: dict | None  # as we would apply it (namespace and tracking filled in)
+    live: dict | None
+    predicted: dict | None = None  # live after applying desired (server dry run)
+    sync: str = SYNCED
+    differences: list[str] = field(default_factory=list)  # JSON pointers
+    requires_pruning: bool = False
+    health: HealthResult | None = None
+    error: str | None = None
+
+    @property
+    def wave_source(self) -> dict:
+        return self.desired or self.live
+
+
+@dataclass
+class Comparison:
+    resources: list[ResourceState]
+    hooks: list[dict]  # desired hook manifests (not compared; run by sync)
+    errors: list[str]  # ComparisonError conditions
+    sync: str = SYNCED
+    health: str = "Healthy"
+
+    def out_of_sync(self) -> list[ResourceState]:
+        return [r for r in self.resources if r.sync == OUT_OF_SYNC]
+
+
+@dataclass(frozen=True)
+class IgnoreRule:
+    """ignoreDifferences entry: JSON pointers ignored on matching resources."""
+    kind: str
+    json_pointers: tuple[str, ...]
+    group: str = ""
+    name: str = ""
+    namespace: str = ""
+
+    def matches(self, key: ResourceKey) -> bool:
+        return (self.kind == key.kind and self.group == key.group
+                and self.name in ("", key.name) and self.namespace in ("", key.namespace))
+
+
+def prepare(app: str, manifests: list[dict], cluster: Cluster, namespace: str
+            ) -> tuple[list[dict], list[dict], list[str]]:
+    """Split rendered manifests into resources and hooks, each with its namespace and tracking id.
+
+    Unknown kinds are an error unless a CustomResourceDefinition in the same set defines them.
+    """
+    crd_scopes = {(c["spec"]["group"], c["spec"]["names"]["kind"]): c["spec"].get("scope")
+                  for c in manifests if c.get("kind") == "CustomResourceDefinition"
+                  and isinstance(c.get("spec"), dict) and "names" in c["spec"]}
+    resources, hooks, errors = [], [], []
+    for obj in manifests:
+        key = key_of(obj)
+        try:
+            namespaced = cluster.resource_for(obj["apiVersion"], obj["kind"]).namespaced
+        except ResourceError as exc:
+            scope = crd_scopes.get((key.group, key.kind))
+            if scope is None:
+                errors.append(str(exc))
+                continue
+            namespaced = scope == "Namespaced"
+        obj = copy.deepcopy(obj)
+        meta = obj["metadata"]
+        if namespaced:
+            meta["namespace"] = meta.get("namespace") or namespace
+        else:
+            meta.pop("namespace", None)
+        types = hook_types(obj)
+        if "Skip" in types:
+            continue
+        if types:
+            hooks.append(obj)
+        else:
+            resources.append(with_tracking(app, obj))
+    return resources, hooks, errors
+
+
+class Comparator:
+    """Compares applications on one cluster; keeps the memo that makes refreshes cheap."""
+
+    def __init__(self, cluster: Cluster, cache: LiveStateCache):
+        self.cluster, self.cache = cluster, cache
+        self._resource_memo: dict[tuple, tuple] = {}
+        self._app_memo: dict[str, tuple[str, Comparison]] = {}
+
+    def compare(self, app: str, manifests: list[dict], namespace: str,
+                ignore: list[IgnoreRule] = ()) -> Comparison:
+        resources, hooks, errors = prepare(app, manifests, self.cluster, namespace)
+        self._watch_kinds(resources)
+        desired = {key_of(o): o for o in resources}
+        tracked = self.cache.tracked_by(app)
+        keys = sorted(set(desired) | set(tracked))
+
+        fingerprint = _fingerprint(manifests, namespace, ignore,
+                                   [(str(k), _rv(self.cache.get(k))) for k in keys])
+        remembered = self._app_memo.get(app)
+        if remembered and remembered[0] == fingerprint and not errors:
+            return remembered[1]
+
+        states = []
+        for key in keys:
+            live = self.cache.get(key)
+            if key in desired:
+                states.append(self._compare_one(key, desired[key], live, ignore))
+            elif hook_types(live):
+                continue  # a hook run by an earlier sync, not an extraneous resource
+            else:
+                state = ResourceState(key, None, live, sync=OUT_OF_SYNC, requires_pruning=True,
+                                      differences=["(not in Git)"])
+                if "IgnoreExtraneous" in compare_options(live):
+                    state.sync = SYNCED
+                states.append(state)
+        for state in states:
+            state.health = assess(state.live)
+            if state.error:
+                errors.append(state.error)
+        result = Comparison(states, hooks, errors)
+        result.sync = OUT_OF_SYNC if result.out_of_sync() or errors else SYNCED
+        result.health = worst([s.health.status for s in states if not s.requires_pruning]) \
+            if states else "Healthy"
+        if not errors:
+            self._app_memo[app] = (fingerprint, result)
+        return result
+
+    def forget(self, app: str) -> None:
+        self._app_memo.pop(app, None)
+
+    def _watch_kinds(self, resources: list[dict]) -> None:
+        kinds = set()
+        for obj in resources:
+            try:
+                kinds.add(self.cluster.resource_for(obj["apiVersion"], obj["kind"]))
+            except ResourceError:
+                pass  # a CRD this app installs itself; watched once it exists
+        self.cache.ensure_watching(kinds)
+
+    def _compare_one(self, key, desired, live, ignore) -> ResourceState:
+        state = ResourceState(key, desired, live)
+        rules = [r for r in ignore if r.matches(key)]
+        memo_key = (key, _digest(desired), _rv(live), tuple(rules))
+        if memo_key in self._resource_memo:
+            state.predicted, state.sync, state.differences = self._resource_memo[memo_key]
+            return state
+        if live is None:
+            state.sync, state.differences = OUT_OF_SYNC, ["(missing)"]
+            state.predicted = self._dry_run(state, missing=True)
+        else:
+            state.predicted = self._dry_run(state, missing=False)
+            if state.predicted is not None:
+                state.differences = differences(normalise(live, rules), normalise(state.predicted, rules))
+                state.sync = OUT_OF_SYNC if state.differences else SYNCED
+            else:
+                state.sync = OUT_OF_SYNC
+        if state.error is None:
+            self._resource_memo[memo_key] = (state.predicted, state.sync, state.differences)
+        return state
+
+    def _dry_run(self, state: ResourceState, missing: bool) -> dict | None:
+        options = sync_options(state.desired)
+        try:
+            if "Replace=true" in options:
+                return self.cluster.replace(state.desired, FIELD_MANAGER, dry_run=True)
+            return self.cluster.apply(state.desired, FIELD_MANAGER, dry_run=True)
+        except ResourceError as exc:
+            # A missing object may live in a namespace or be of a kind that this sync creates
+            # first; the sync's own dry run checks it again in order.
+            if missing and exc.status in (404, None):
+                return None
+            if missing and "SkipDryRunOnMissingResource=true" in options:
+                return None
+            state.error = str(exc)
+            return None
+        except ClusterError:
+            raise
+
+
+def normalise(obj: dict, rules: list[IgnoreRule] = ()) -> dict:
+    """The parts of an object a comparison looks at."""
+    out = copy.deepcopy(obj)
+    out.pop("status", None)
+    meta = out.get("metadata", {})
+    for name in _VOLATILE_METADATA:
+        meta.pop(name, None)
+    if not meta.get("annotations"):
+        meta.pop("annotations", None)
+    for rule in rules:
+        for pointer in rule.json_pointers:
+            _remove_pointer(out, pointer)
+    return out
+
+
+def differences(live, predicted, path: str = "") -> list[str]:
+    """JSON pointers (RFC 6901) where the two documents differ."""
+    if isinstance(live, dict) and isinstance(predicted, dict):
+        found = []
+        for k in sorted(set(live) | set(predicted), key=str):
+            sub = f"{path}/{_escape(str(k))}"
+            if k not in live or k not in predicted:
+                found.append(sub)
+            else:
+                found += differences(live[k], predicted[k], sub)
+        return found
+    if isinstance(live, list) and isinstance(predicted, list) and len(live) == len(predicted):
+        found = []
+        for i, (a, b) in enumerate(zip(live, predicted)):
+            found += differences(a, b, f"{path}/{i}")
+        return found
+    return [] if live == predicted else [path or "/"]
+
+
+def _escape(token: str) -> str:
+    return token.replace("~", "~0").replace("/", "~1")
+
+
+def _remove_pointer(doc, pointer: str) -> None:
+    tokens = [t.replace("~1", "/").replace("~0", "~") for t in pointer.lstrip("/").split("/")]
+    for token in tokens[:-1]:
+        if isinstance(doc, dict):
+            doc = doc.get(token)
+        elif isinstance(doc, list) and token.isdigit() and int(token) < len(doc):
+            doc = doc[int(token)]
+        else:
+            return
+        if doc is None:
+            return
+    last = tokens[-1]
+    if isinstance(doc, dict):
+        doc.pop(last, None)
+    elif isinstance(doc, list) and last.isdigit() and int(last) < len(doc):
+        doc.pop(int(last))
+
+
+def _rv(obj: dict | None) -> str:
+    return obj["metadata"].get("resourceVersion", "") if obj else ""
+
+
+def _digest(obj) -> str:
+    return hashlib.sha1(json.dumps(obj, sort_keys=True).encode()).hexdigest()
+
+
+def _fingerprint(manifests, namespace, ignore, live_versions) -> str:
+    return _digest([manifests, namespace, [repr(r) for r in ignore], live_versions])

@@ -1,0 +1,311 @@
+"""Manifests from a checked-out source: a plain directory, a Kustomize overlay or a Helm chart.
+
+`render(root, spec, tools)` returns the Kubernetes objects (dicts) in the order the files or the
+tool produced them. Every failure is a RenderError whose path is relative to the repository
+root, so the message means something to the user who owns the repository.
+"""
+from __future__ import annotations
+
+import fnmatch
+import json
+import os
+import re
+import subprocess
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from ..errors import RenderError
+
+KUSTOMIZATION_FILES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
+MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
+
+
+@dataclass
+class HelmSpec:
+    release_name: str = ""  # empty: the chart folder's name
+    namespace: str | None = None  # overrides render()'s namespace for `helm template`
+    values_files: list[str] = field(default_factory=list)  # relative to the chart folder
+    values: str = ""  # inline YAML, above the values files
+    parameters: dict[str, str] = field(default_factory=dict)  # --set name=value, above all
+
+
+@dataclass
+class KustomizeSpec:
+    """Overrides applied on top of the kustomization without changing the checkout."""
+    name_prefix: str = ""
+    name_suffix: str = ""
+    namespace: str = ""
+    images: list[str] = field(default_factory=list)  # "name=new:tag", "name:tag", "name@digest"
+
+    def any(self) -> bool:
+        return bool(self.name_prefix or self.name_suffix or self.namespace or self.images)
+
+
+@dataclass
+class SourceSpec:
+    path: str = "."
+    tool: str | None = None  # None: detected; else "directory", "kustomize" or "helm"
+    include: str | None = None  # glob on the path relative to `path`; "{a,b}" for several
+    exclude: str | None = None
+    recurse: bool = True
+    helm: HelmSpec = field(default_factory=HelmSpec)
+    kustomize: KustomizeSpec = field(default_factory=KustomizeSpec)
+
+
+@dataclass
+class RenderTools:
+    kustomize: str | Path = "kustomize"
+    helm: str | Path = "helm"
+    timeout: float = 60
+
+
+def render(root: Path, spec: SourceSpec, tools: RenderTools,
+           namespace: str | None = None) -> list[dict]:
+    """The objects `spec` describes in the checkout at `root`.
+
+    `namespace` is the application's destination namespace: Helm templates see it as
+    .Release.Namespace; directory and Kustomize objects are returned as written.
+    """
+    root = Path(root).resolve()
+    src = _inside(root, spec.path, "source path")
+    if not src.is_dir():
+        raise RenderError("source path does not exist or is not a folder", _rel(root, src))
+    _check_symlinks(root, src)
+    tool = spec.tool or detect_tool(src)
+    if tool == "directory":
+        return _directory(root, src, spec)
+    if tool == "kustomize":
+        return _kustomize(root, src, spec.kustomize, tools)
+    if tool == "helm":
+        return _helm(root, src, spec.helm, tools, spec.helm.namespace or namespace)
+    raise RenderError(f"unknown source tool {tool!r}", spec.path)
+
+
+def detect_tool(src: Path) -> str:
+    if any((src / name).is_file() for name in KUSTOMIZATION_FILES):
+        return "kustomize"
+    if (src / "Chart.yaml").is_file():
+        return "helm"
+    return "directory"
+
+
+# --- directory --------------------------------------------------------------------------------
+def _directory(root: Path, src: Path, spec: SourceSpec) -> list[dict]:
+    include, exclude = _patterns(spec.include), _patterns(spec.exclude)
+    objects = []
+    for dirpath, dirnames, filenames in os.walk(src):
+        dirnames.sort()
+        if not spec.recurse:
+            dirnames.clear()
+        for name in sorted(filenames):
+            path = Path(dirpath) / name
+            rel = path.relative_to(src).as_posix()
+            if not name.endswith(MANIFEST_SUFFIXES):
+                continue
+            if include and not _matches(rel, include) or exclude and _matches(rel, exclude):
+                continue
+            try:
+                data = path.read_bytes()
+            except OSError as exc:  # a dangling symlink, say
+                raise RenderError(f"cannot read: {exc.strerror}", _rel(root, path)) from None
+            objects += parse_manifests(data, _rel(root, path), json_file=name.endswith(".json"))
+    return objects
+
+
+def _patterns(value: str | None) -> list[str]:
+    """Glob patterns of an include/exclude setting: "{a,b}" is two patterns, "" none."""
+    if not value:
+        return []
+    match = re.fullmatch(r"(.*?)\{([^{}]*)\}(.*)", value)
+    if not match:
+        return [value]
+    head, alts, tail = match.groups()
+    return [p for alt in alts.split(",") for p in _patterns(head + alt + tail)]
+
+
+def _matches(rel: str, patterns: list[str]) -> bool:
+    return any(fnmatch.fnmatchcase(rel, p) for p in patterns)
+
+
+# --- parsing ----------------------------------------------------------------------------------
+class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
+    """Safe YAML that leaves timestamps as strings, as Kubernetes' own YAML to JSON does."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    first: [r for r in resolvers if r[0] != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+
+
+def parse_manifests(data: bytes, where: str, json_file: bool = False) -> list[dict]:
+    """Objects of one file (or tool output), checked; `where` names it in errors."""
+    text = data.decode("utf-8-sig", errors="replace")
+    if json_file:
+        try:
+            docs = [(json.loads(text), 1)] if text.strip() else []
+        except json.JSONDecodeError as exc:
+            raise RenderError(f"invalid JSON: {exc.msg}", where, exc.lineno) from None
+    else:
+        docs = _yaml_documents(text, where)
+    objects = []
+    for index, (doc, line) in enumerate(docs, 1):
+        if doc is None:
+            continue
+        if isinstance(doc, dict) and doc.get("kind") == "List" and "items" in doc:
+            items = doc["items"] or []
+            if not isinstance(items, list):
+                raise RenderError(f"document {index}: List items is not a list", where, line)
+            for n, item in enumerate(items):
+                objects.append(_checked(item, f"document {index}, item {n}", where, line))
+        else:
+            objects.append(_checked(doc, f"document {index}", where, line))
+    return objects
+
+
+def _yaml_documents(text: str, where: str) -> list[tuple[object, int]]:
+    """(document, 1-based line where it starts) for each YAML document of `text`."""
+    loader = _Loader(text)
+    docs = []
+    try:
+        while loader.check_node():
+            node = loader.get_node()
+            docs.append((loader.construct_document(node), node.start_mark.line + 1))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise RenderError(f"invalid YAML: {problem}", where,
+                          mark.line + 1 if mark else None) from None
+    finally:
+        loader.dispose()
+    return docs
+
+
+def _checked(obj, what: str, where: str, line: int) -> dict:
+    if not isinstance(obj, dict):
+        raise RenderError(f"{what}: not a Kubernetes object (a {type(obj).__name__})", where, line)
+    metadata = obj.get("metadata")
+    for key, ok in (("apiVersion", obj.get("apiVersion")), ("kind", obj.get("kind")),
+                    ("metadata.name", isinstance(metadata, dict) and metadata.get("name"))):
+        if not ok or not isinstance(ok, str):
+            raise RenderError(f"{what}: object has no {key}", where, line)
+    return obj
+
+
+# --- tools ------------------------------------------------------------------------------------
+def _kustomize(root: Path, src: Path, overrides: KustomizeSpec, tools: RenderTools) -> list[dict]:
+    with tempfile.TemporaryDirectory(prefix="gitops-kustomize-") as tmp:
+        target = src
+        if overrides.any():
+            # The checkout is shared and read-only: wrap it in a kustomization of our own
+            # instead of `kustomize edit`-ing it.
+            wrapper = {"apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
+                       "resources": [str(src)]}
+            if overrides.name_prefix:
+                wrapper["namePrefix"] = overrides.name_prefix
+            if overrides.name_suffix:
+                wrapper["nameSuffix"] = overrides.name_suffix
+            if overrides.namespace:
+                wrapper["namespace"] = overrides.namespace
+            if overrides.images:
+                wrapper["images"] = [_image(i) for i in overrides.images]
+            target = Path(tmp) / "wrapper"
+            target.mkdir()
+            (target / "kustomization.yaml").write_text(yaml.safe_dump(wrapper))
+        out = _tool([str(tools.kustomize), "build", str(target)], root, src, tools.timeout,
+                    "kustomize build", env={"HOME": tmp})
+    return parse_manifests(out, f"{_rel(root, src)} (kustomize build output)")
+
+
+def _image(override: str) -> dict:
+    """Kustomize `images:` entry for "name=new[:tag|@digest]" or "name[:tag|@digest]"."""
+    name, _, new = override.partition("=")
+    ref = new or override
+    entry = {"name": re.split(r"[:@]", name, maxsplit=1)[0] if not new else name}
+    image, _, digest = ref.partition("@")
+    repo, colon, tag = image.rpartition(":")
+    if not colon or "/" in tag:  # "host:5000/app" has a port, not a tag
+        repo, tag = image, ""
+    if new and repo:
+        entry["newName"] = repo
+    if tag:
+        entry["newTag"] = tag
+    if digest:
+        entry["digest"] = digest
+    return entry
+
+
+def _helm(root: Path, src: Path, spec: HelmSpec, tools: RenderTools,
+          namespace: str | None) -> list[dict]:
+    release = spec.release_name or src.name
+    with tempfile.TemporaryDirectory(prefix="gitops-helm-") as tmp:
+        argv = [str(tools.helm), "template", release, str(src), "--include-crds"]
+        if namespace:
+            argv += ["--namespace", namespace]
+        for name in spec.values_files:
+            values = _inside(root, os.path.join(_rel(root, src), name), "values file")
+            if not values.is_file():
+                raise RenderError(f"values file {name!r} not found", _rel(root, src))
+            argv += ["--values", str(values)]
+        if spec.values.strip():
+            inline = Path(tmp) / "inline-values.yaml"
+            inline.write_text(spec.values)
+            argv += ["--values", str(inline)]
+        for name, value in spec.parameters.items():
+            # --set splits on unescaped commas: a value holding one is still one value.
+            escaped = re.sub(r"(?<!\\),", r"\\,", str(value))
+            argv += ["--set", f"{name}={escaped}"]
+        # Helm keeps its cache and repository config in these: a private, empty set per call.
+        env = {f"HELM_{k}_HOME": os.path.join(tmp, k.lower()) for k in ("CACHE", "CONFIG", "DATA")}
+        out = _tool(argv, root, src, tools.timeout, "helm template", env={**env, "HOME": tmp})
+    return parse_manifests(out, f"{_rel(root, src)} (helm template output)")
+
+
+def _tool(argv: list[str], root: Path, src: Path, timeout: float, what: str,
+          env: dict) -> bytes:
+    """stdout of a renderer; its stderr, with checkout paths made repo-relative, on failure."""
+    full_env = {**os.environ, **env}
+    try:
+        proc = subprocess.run(argv, capture_output=True, timeout=timeout, cwd=src, env=full_env,
+                              stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        raise RenderError(f"{what} timed out after {timeout:g} s", _rel(root, src)) from None
+    except OSError as exc:
+        raise RenderError(f"cannot run {what}: {exc.strerror}", _rel(root, src)) from None
+    if proc.returncode != 0:
+        message = proc.stderr.decode(errors="replace").strip() or f"exit code {proc.returncode}"
+        message = message.replace(f"{root}/", "").replace(str(root), ".")
+        message = re.sub(r"^Error: ", "", message)
+        raise RenderError(f"{what} failed: {message}", _rel(root, src))
+    return proc.stdout
+
+
+# --- paths ------------------------------------------------------------------------------------
+def _inside(root: Path, rel: str, what: str) -> Path:
+    """`rel` under `root`, symlinks resolved; RenderError if it leads out of the repository."""
+    if os.path.isabs(rel):
+        raise RenderError(f"{what} must be relative to the repository root", rel)
+    path = (root / rel).resolve()
+    if path != root and root not in path.parents:
+        raise RenderError(f"{what} leads outside the repository", rel)
+    return path
+
+
+def _check_symlinks(root: Path, src: Path) -> None:
+    """No symlink under `src` may point outside the repository (the tools would follow it)."""
+    for dirpath, dirnames, filenames in os.walk(src):
+        for name in dirnames + filenames:
+            path = Path(dirpath) / name
+            if path.is_symlink():
+                target = path.resolve()
+                if target != root and root not in target.parents:
+                    raise RenderError("symlink points outside the repository", _rel(root, path))
+
+
+def _rel(root: Path, path: Path) -> str:
+    try:
+        return path.relative_to(root).as_posix() or "."
+    except ValueError:
+        return str(path)

@@ -1,0 +1,346 @@
+"""Sync: make the cluster match a Comparison, in phases and waves, with hooks and prune.
+
+Order, as Argo CD users expect it:
+  1. every object to apply is dry-run first; one rejection fails the sync before anything is
+     applied ("nothing half-applied");
+  2. phases PreSync → Sync → PostSync; inside a phase, waves in ascending order
+     (`argocd.argoproj.io/sync-wave`, negative allowed), and inside a wave kinds in dependency
+     order (namespaces and CRDs first);
+  3. after a wave is applied, the next one starts only when the wave is healthy (hooks: their
+     Job/Pod finished);
+  4. objects no longer in Git are pruned in their wave (or after the last one with PruneLast),
+     unless pruning is off or the object says `Prune=false`;
+  5. on failure, SyncFail hooks run.
+A terminate request is honoured between steps.
+"""
+from __future__ import annotations
+
+import copy
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+from .cluster import Cluster
+from .diff import FIELD_MANAGER, OUT_OF_SYNC, Comparison, ResourceState
+from .errors import ClusterError, EngineError, ResourceError
+from .health import assess
+from .resources import (ResourceKey, hook_delete_policies, hook_types, key_of, kind_rank,
+                        sync_options, sync_wave, with_tracking)
+
+PHASES = ("PreSync", "Sync", "PostSync")
+SUCCEEDED, FAILED, ERROR, TERMINATED, RUNNING = "Succeeded", "Failed", "Error", "Terminated", "Running"
+
+
+@dataclass
+class SyncOptions:
+    prune: bool = False
+    dry_run: bool = False
+    create_namespace: bool = False
+    apply_out_of_sync_only: bool = False
+    prune_last: bool = False
+    replace: bool = False
+    resources: set[ResourceKey] | None = None  # selective sync: only these
+    health_timeout: float = 300.0  # per wave
+    poll_interval: float = 0.25
+
+
+@dataclass
+class ResourceResult:
+    key: ResourceKey
+    phase: str
+    wave: int
+    action: str  # apply, prune, hook, create-namespace
+    status: str = "Pending"  # Synced, SyncFailed, Pruned, PruneSkipped, Running, Succeeded, Failed
+    message: str = ""
+
+    def as_dict(self) -> dict:
+        return {"key": str(self.key), "group": self.key.group, "kind": self.key.kind,
+                "namespace": self.key.namespace, "name": self.key.name, "phase": self.phase,
+                "wave": self.wave, "action": self.action, "status": self.status,
+                "message": self.message}
+
+
+@dataclass
+class SyncResult:
+    phase: str
+    message: str
+    resources: list[ResourceResult] = field(default_factory=list)
+
+
+@dataclass
+class _Task:
+    phase: str
+    wave: int
+    action: str
+    obj: dict
+    result: ResourceResult
+    live_name: str | None = None  # a hook's real name after generateName
+
+    @property
+    def order(self):
+        key = self.result.key
+        rank = kind_rank(key.kind)
+        return (self.wave, -rank if self.action == "prune" else rank, key.namespace, key.name)
+
+
+class SyncFailed(EngineError):
+    pass
+
+
+class Terminated(EngineError):
+    pass
+
+
+class SyncOperation:
+    def __init__(self, cluster: Cluster, app: str, comparison: Comparison, namespace: str,
+                 options: SyncOptions | None = None,
+                 on_progress: Callable[[list[ResourceResult]], None] | None = None,
+                 terminate: threading.Event | None = None):
+        self.cluster, self.app, self.comparison = cluster, app, comparison
+        self.namespace = namespace
+        self.options = options or SyncOptions()
+        self.on_progress = on_progress
+        self.terminate = terminate or threading.Event()
+        self.results: list[ResourceResult] = []
+
+    # --- entry point --------------------------------------------------------------------------
+    def run(self) -> SyncResult:
+        if self.comparison.errors:
+            return SyncResult(FAILED, "comparison failed: " + "; ".join(self.comparison.errors))
+        tasks, sync_fail_hooks = self._plan()
+        try:
+            self._dry_run(tasks)
+            if self.options.dry_run:
+                for task in tasks:
+                    task.result.status, task.result.message = "Synced", "dry run"
+                return SyncResult(SUCCEEDED, "dry run: every object was accepted", self.results)
+            self._execute(tasks)
+        except Terminated:
+            return SyncResult(TERMINATED, "terminated by request", self.results)
+        except (SyncFailed, ResourceError) as exc:
+            self._run_sync_fail_hooks(sync_fail_hooks)
+            return SyncResult(FAILED, str(exc), self.results)
+        except ClusterError as exc:
+            return SyncResult(ERROR, str(exc), self.results)
+        pruned = sum(r.status == "Pruned" for r in self.results)
+        applied = sum(r.action == "apply" and r.status == "Synced" for r in self.results)
+        return SyncResult(SUCCEEDED, f"successfully synced ({applied} applied, {pruned} pruned)",
+                          self.results)
+
+    # --- planning -----------------------------------------------------------------------------
+    def _plan(self) -> tuple[list[_Task], list[dict]]:
+        tasks: list[_Task] = []
+        opts = self.options
+        selected = (lambda key: key in opts.resources) if opts.resources is not None else (lambda key: True)
+
+        if opts.create_namespace and self.namespace:
+            ns = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": self.namespace}}
+            if self.cluster.get(self.cluster.resource_for("v1", "Namespace"), None,
+                                self.namespace) is None:
+                tasks.append(self._task("PreSync", -10**9, "create-namespace", ns))
+
+        for state in self.comparison.resources:
+            if not selected(state.key):
+                continue
+            if state.requires_pruning:
+                tasks.append(self._prune_task(state))
+            elif not (opts.apply_out_of_sync_only and state.sync != OUT_OF_SYNC):
+                tasks.append(self._task("Sync", sync_wave(state.desired), "apply", state.desired))
+
+        sync_fail = []
+        for hook in self.comparison.hooks:
+            for phase in hook_types(hook):
+                if phase == "SyncFail":
+                    sync_fail.append(hook)
+                elif opts.resources is None:  # selective sync runs no hooks (as Argo CD)
+                    tasks.append(self._task(phase, sync_wave(hook), "hook", hook))
+        return tasks, sync_fail
+
+    def _task(self, phase, wave, action, obj) -> _Task:
+        result = ResourceResult(key_of(obj), phase, wave, action)
+        self.results.append(result)
+        return _Task(phase, wave, action, obj, result)
+
+    def _prune_task(self, state: ResourceState) -> _Task:
+        live = state.live
+        wave = sync_wave(live)
+        options = sync_options(live)
+        if self.options.prune_last or "PruneLast=true" in options:
+            wave = 10**9
+        task = self._task("Sync", wave, "prune", live)
+        if not self.options.prune:
+            task.result.status, task.result.message = "PruneSkipped", "pruning is off for this sync"
+        elif "Prune=false" in options or "Delete=false" in options:
+            task.result.status, task.result.message = "PruneSkipped", "the object says Prune=false"
+        return task
+
+    # --- dry run ------------------------------------------------------------------------------
+    def _dry_run(self, tasks: list[_Task]) -> None:
+        created_namespaces = {t.result.key.name for t in tasks
+                              if t.result.key.kind == "Namespace" and t.action != "prune"}
+        created_kinds = {(t.obj["spec"]["group"], t.obj["spec"]["names"]["kind"]) for t in tasks
+                         if t.result.key.kind == "CustomResourceDefinition" and t.action == "apply"}
+        failures = []
+        for task in sorted(tasks, key=lambda t: t.order):
+            if task.action not in ("apply", "hook"):
+                continue
+            key = task.result.key
+            if key.namespace in created_namespaces or (key.group, key.kind) in created_kinds:
+                continue  # cannot be checked before its namespace or CRD exists
+            if "SkipDryRunOnMissingResource=true" in sync_options(task.obj):
+                continue
+            if task.action == "hook" and self._exists(task.obj):
+                continue  # replaced by a fresh run (BeforeHookCreation); an update would clash
+            try:
+                self._write(task, dry_run=True)
+            except ResourceError as exc:
+                task.result.status, task.result.message = "SyncFailed", str(exc)
+                failures.append(str(exc))
+        if failures:
+            self._progress()
+            raise SyncFailed("the API server rejected the manifests; nothing was applied: "
+                             + "; ".join(failures))
+
+    def _exists(self, obj: dict) -> bool:
+        name = obj["metadata"].get("name")
+        if not name:
+            return False
+        resource = self.cluster.resource_for(obj["apiVersion"], obj["kind"])
+        return self.cluster.get(resource, obj["metadata"].get("namespace"), name) is not None
+
+    # --- execution ----------------------------------------------------------------------------
+    def _execute(self, tasks: list[_Task]) -> None:
+        steps = []
+        for phase in PHASES:
+            phase_tasks = [t for t in tasks if t.phase == phase
+                           and t.result.status not in ("PruneSkipped",)]
+            for wave in sorted({t.wave for t in phase_tasks}):
+                steps.append(sorted((t for t in phase_tasks if t.wave == wave), key=lambda t: t.order))
+        for i, step in enumerate(steps):
+            self._check_terminate()
+            for task in step:
+                self._run_task(task)
+            self._progress()
+            last = i == len(steps) - 1
+            waits_for_hooks = any(t.action == "hook" for t in step)
+            if not last or waits_for_hooks:
+                self._wait_healthy(step)
+            self._cleanup_hooks(step)
+
+    def _run_task(self, task: _Task) -> None:
+        result = task.result
+        try:
+            if task.action == "prune":
+                resource = self.cluster.resource_for(task.obj["apiVersion"], task.obj["kind"])
+                self.cluster.delete(resource, result.key.namespace or None, result.key.name,
+                                    propagation="Foreground")
+                result.status, result.message = "Pruned", "pruned"
+            elif task.action == "hook":
+                self._start_hook(task)
+            else:
+                self._write(task, dry_run=False)
+                result.status = "Synced"
+                result.message = "created" if task.action == "create-namespace" else "applied"
+        except ResourceError as exc:
+            result.status, result.message = "SyncFailed", str(exc)
+            self._progress()
+            raise SyncFailed(f"{result.key.kind} {result.key.name}: {exc}") from None
+
+    def _write(self, task: _Task, dry_run: bool) -> dict:
+        obj = task.obj
+        if "Replace=true" in sync_options(obj) or self.options.replace:
+            return self.cluster.replace(obj, FIELD_MANAGER, dry_run=dry_run)
+        if task.action == "hook" and not obj["metadata"].get("name"):
+            return self.cluster.create(obj, FIELD_MANAGER, dry_run=dry_run)
+        return self.cluster.apply(obj, FIELD_MANAGER, dry_run=dry_run)
+
+    # --- hooks --------------------------------------------------------------------------------
+    def _start_hook(self, task: _Task) -> None:
+        obj = copy.deepcopy(task.obj)
+        meta = obj["metadata"]
+        resource = self.cluster.resource_for(obj["apiVersion"], obj["kind"])
+        if meta.get("name") and "BeforeHookCreation" in hook_delete_policies(obj):
+            self._delete_and_wait(resource, meta.get("namespace"), meta["name"])
+        if meta.get("name"):
+            obj = with_tracking(self.app, obj)
+        task.obj = obj
+        created = self._write(task, dry_run=False)
+        task.live_name = created["metadata"]["name"]
+        task.result.key = key_of(created)
+        task.result.status, task.result.message = RUNNING, "hook started"
+
+    def _delete_and_wait(self, resource, namespace, name) -> None:
+        if not self.cluster.delete(resource, namespace, name, propagation="Foreground"):
+            return
+        deadline = time.monotonic() + self.options.health_timeout
+        while self.cluster.get(resource, namespace, name) is not None:
+            self._check_terminate()
+            if time.monotonic() > deadline:
+                raise SyncFailed(f"{resource.kind} {name} from an earlier run is still being deleted")
+            time.sleep(self.options.poll_interval)
+
+    def _cleanup_hooks(self, step: list[_Task]) -> None:
+        for task in step:
+            if task.action != "hook" or task.result.status not in (SUCCEEDED, FAILED):
+                continue
+            policies = hook_delete_policies(task.obj)
+            if ("HookSucceeded" in policies and task.result.status == SUCCEEDED) or \
+                    ("HookFailed" in policies and task.result.status == FAILED):
+                resource = self.cluster.resource_for(task.obj["apiVersion"], task.obj["kind"])
+                self.cluster.delete(resource, task.result.key.namespace or None, task.live_name,
+                                    propagation="Background")
+
+    def _run_sync_fail_hooks(self, hooks: list[dict]) -> None:
+        if not hooks or self.options.dry_run:
+            return
+        step = [self._task("SyncFail", sync_wave(h), "hook", h) for h in hooks]
+        try:
+            for task in step:
+                self._run_task(task)
+            self._wait_healthy(step)
+            self._cleanup_hooks(step)
+        except (EngineError, SyncFailed) as exc:
+            for task in step:
+                if task.result.status in ("Pending", RUNNING):
+                    task.result.status, task.result.message = FAILED, str(exc)
+        self._progress()
+
+    # --- waiting ------------------------------------------------------------------------------
+    def _wait_healthy(self, step: list[_Task]) -> None:
+        pending = [t for t in step if t.action in ("apply", "hook", "create-namespace")]
+        deadline = time.monotonic() + self.options.health_timeout
+        while pending:
+            self._check_terminate()
+            still = []
+            for task in pending:
+                key = task.result.key
+                resource = self.cluster.resource_for(task.obj["apiVersion"], task.obj["kind"])
+                live = self.cluster.get(resource, key.namespace or None, task.live_name or key.name)
+                health = assess(live)
+                if health.status in ("Healthy", "Suspended"):
+                    if task.action == "hook":
+                        task.result.status, task.result.message = SUCCEEDED, health.message or "hook finished"
+                elif health.status == "Degraded":
+                    if task.action == "hook":
+                        task.result.status = FAILED
+                        task.result.message = health.message or "hook failed"
+                    self._progress()
+                    raise SyncFailed(f"{key.kind} {key.name} is Degraded: {health.message}")
+                else:
+                    still.append(task)
+            pending = still
+            if pending:
+                if time.monotonic() > deadline:
+                    names = ", ".join(f"{t.result.key.kind} {t.result.key.name}" for t in pending)
+                    raise SyncFailed(f"not healthy after {self.options.health_timeout:.0f} s: {names}")
+                time.sleep(self.options.poll_interval)
+        self._progress()
+
+    def _check_terminate(self) -> None:
+        if self.terminate.is_set():
+            raise Terminated()
+
+    def _progress(self) -> None:
+        if self.on_progress:
+            self.on_progress(self.results)
