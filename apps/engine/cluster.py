@@ -54,6 +54,9 @@ class Cluster:
         self.server = configuration.host.rstrip("/")
         self.timeout = timeout
         self.session = requests.Session()
+        # Environment settings (REQUESTS_CA_BUNDLE, proxies, .netrc) would silently override the
+        # cluster's own CA and credentials.
+        self.session.trust_env = False
         adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=32)
         self.session.mount("https://", adapter)
         self.session.mount("http://", adapter)
@@ -198,18 +201,26 @@ class Cluster:
         response = self.request("GET", resource.path(), params=params, stream=True,
                                 timeout=timeout_seconds + 30, what=f"watch {resource.plural}")
         with response:
-            for line in response.iter_lines():
-                if not line:
-                    continue
-                event = json.loads(line)
-                if event["type"] == "ERROR":
-                    status = event["object"]
-                    raise ResourceError(status.get("message", "watch error"),
-                                        status=status.get("code"))
-                obj = event["object"]
-                obj.setdefault("apiVersion", resource.api_version)
-                obj.setdefault("kind", resource.kind)
-                yield event["type"], obj
+            try:
+                for event in self._events(response, resource):
+                    yield event
+            except requests.RequestException as exc:
+                raise ClusterError(f"watch of {resource.plural} on {self.name} broke off: "
+                                   f"{type(exc).__name__}") from None
+
+    @staticmethod
+    def _events(response: requests.Response, resource: ApiResource) -> Iterator[tuple[str, dict]]:
+        for line in response.iter_lines():
+            if not line:
+                continue
+            event = json.loads(line)
+            if event["type"] == "ERROR":
+                status = event["object"]
+                raise ResourceError(status.get("message", "watch error"), status=status.get("code"))
+            obj = event["object"]
+            obj.setdefault("apiVersion", resource.api_version)
+            obj.setdefault("kind", resource.kind)
+            yield event["type"], obj
 
     def apply(self, obj: dict, field_manager: str, dry_run: bool = False,
               force: bool = True) -> dict:

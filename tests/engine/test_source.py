@@ -6,10 +6,12 @@ Repositories are filled with the git CLI (`push_files`), never through the code 
 from __future__ import annotations
 
 import os
+import socket
 import stat
 import subprocess
 import tempfile
 import threading
+import time
 import uuid
 from pathlib import Path
 
@@ -251,7 +253,8 @@ def test_commit_files_then_resolve_shows_the_new_commit(git_server, repo, cache,
 
     with tempfile.TemporaryDirectory() as work:
         git("clone", "--quiet", git_server.auth_url(name), work)
-        assert git("log", "-1", "--format=%an <%ae>|%s|%P", cwd=work) == f"{AUTHOR}|bump to 1.1|{base}"
+        last = git("log", "-1", "--format=%an <%ae>|%s|%P", cwd=work)
+        assert last == f"{AUTHOR}|bump to 1.1|{base}"
 
     # Nothing to change: no empty commit.
     assert cache.commit_files(url, "main", {"app/values.yaml": b"tag: '1.1'\n"}, "again",
@@ -272,10 +275,14 @@ def test_commit_files_reapplies_once_when_the_branch_moved(git_server, repo, cac
 
     # Skip our first fetch, so our commit is made on the stale head and the push is refused.
     real_fetch, calls = cache._fetch, []
-    monkeypatch.setattr(cache, "_fetch", lambda *a: calls.append(1) if len(calls) == 0 else
-                        real_fetch(*a))
+
+    def stale_first(*args):
+        calls.append(args)
+        if len(calls) > 1:
+            real_fetch(*args)
+    monkeypatch.setattr(cache, "_fetch", stale_first)
     ours = cache.commit_files(url, "main", {"ours.txt": b"o\n"}, "ours", AUTHOR, creds)
-    assert len(calls) == 1 + 1
+    assert len(calls) == 2  # refused once, fetched, re-applied
     tree = cache.checkout(url, ours, creds)
     assert (tree / "theirs.txt").read_text() == "t\n" and (tree / "ours.txt").read_text() == "o\n"
     with tempfile.TemporaryDirectory() as work:
@@ -341,7 +348,7 @@ def test_malformed_yaml_names_file_and_line(tmp_path, tools):
     assert exc.value.path == "base/bad.yaml" and exc.value.line in (5, 6)
     assert str(exc.value).startswith(f"base/bad.yaml:{exc.value.line}: invalid YAML")
 
-    write_tree(tmp_path, {"j/bad.json": '{\n  "apiVersion": "v1",\n  "kind"\n}'})
+    write_tree(tmp_path, {"j/bad.json": '{\n  "apiVersion": "v1",\n  "kind" "ConfigMap"\n}'})
     with pytest.raises(RenderError, match=r"^j/bad\.json:3: invalid JSON"):
         render(root, SourceSpec(path="j"), tools)
 
@@ -349,7 +356,7 @@ def test_malformed_yaml_names_file_and_line(tmp_path, tools):
 def test_objects_must_have_kind_and_name(tmp_path, tools):
     root = write_tree(tmp_path, {"m/a.yaml": manifest("ConfigMap", "a") + "---\n"
                                              "apiVersion: v1\nmetadata:\n  name: nokind\n"})
-    with pytest.raises(RenderError, match=r"^m/a\.yaml:5: document 2: object has no kind$"):
+    with pytest.raises(RenderError, match=r"^m/a\.yaml:6: document 2: object has no kind$"):
         render(root, SourceSpec(path="m"), tools)
     write_tree(tmp_path, {"n/a.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {}\n"})
     with pytest.raises(RenderError, match="n/a.yaml:1: document 1: object has no metadata.name"):
@@ -485,3 +492,14 @@ def test_helm_template_error_names_the_template(tmp_path, tools):
         render(root, SourceSpec(path="chart"), tools)
     assert exc.value.path == "chart"
     assert "templates/broken.yaml:4" in str(exc.value)
+
+
+def test_git_calls_time_out(tmp_path):
+    with socket.socket() as silent:  # accepts connections (backlog), never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}/repo.git"
+        started = time.monotonic()
+        with pytest.raises(SourceError, match=rf"^git ls-remote timed out after 2 s on {url}$"):
+            RepoCache(tmp_path / "cache", timeout=2).resolve(url, "main")
+        assert time.monotonic() - started < 10

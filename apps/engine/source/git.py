@@ -267,14 +267,16 @@ class RepoCache:
                 if line:
                     meta, _, path = line.partition("\t")
                     modes[path] = meta.split()[0]
+            entries = []  # "mode sha<TAB>path"; mode 0 removes the path
             for path, data in changes.items():
                 if data is None:
-                    self._git(["update-index", "--force-remove", "--", path], url, env=env)
+                    entries.append(f"0 {'0' * len(head)}\t{path}")
                     continue
                 blob = self._git(["hash-object", "-w", "--stdin"], url, input=data).strip()
-                mode = modes.get(path, "100644")  # keep an executable bit
-                self._git(["update-index", "--add", "--cacheinfo", f"{mode},{blob},{path}"],
-                          url, env=env)
+                entries.append(f"{modes.get(path, '100644')} {blob}\t{path}")  # keep an x bit
+            # --index-info, unlike --force-remove, needs no work tree (the cache is bare).
+            self._git(["update-index", "-z", "--index-info"], url, env=env,
+                      input="".join(e + "\0" for e in entries).encode())
             return self._git(["write-tree"], url, env=env).strip()
 
     # --- running git --------------------------------------------------------------------------
@@ -308,6 +310,8 @@ class RepoCache:
 
 def _run(argv, what, timeout, url, creds, env=None, input=None) -> str:
     """Output of `argv`; SourceError (with the redacted output as `.output`) when it fails."""
+    # None of the caller's GIT_* (GIT_DIR, GIT_INDEX_FILE... set when run from a hook, say):
+    # each call names its repository and index itself.
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
     full_env.update({"LC_ALL": "C", "LANGUAGE": "C"}, **(env or {}))  # messages we can match
     log.debug("git %s on %s", what, _split_url(url)[0])

@@ -95,23 +95,26 @@ def detect_tool(src: Path) -> str:
 # --- directory --------------------------------------------------------------------------------
 def _directory(root: Path, src: Path, spec: SourceSpec) -> list[dict]:
     include, exclude = _patterns(spec.include), _patterns(spec.exclude)
-    objects = []
+    files = []
     for dirpath, dirnames, filenames in os.walk(src):
-        dirnames.sort()
         if not spec.recurse:
             dirnames.clear()
-        for name in sorted(filenames):
+        for name in filenames:
             path = Path(dirpath) / name
             rel = path.relative_to(src).as_posix()
             if not name.endswith(MANIFEST_SUFFIXES):
                 continue
             if include and not _matches(rel, include) or exclude and _matches(rel, exclude):
                 continue
-            try:
-                data = path.read_bytes()
-            except OSError as exc:  # a dangling symlink, say
-                raise RenderError(f"cannot read: {exc.strerror}", _rel(root, path)) from None
-            objects += parse_manifests(data, _rel(root, path), json_file=name.endswith(".json"))
+            files.append(path)
+    objects = []
+    # Lexical order of the path parts ("a/z.yaml" before "b.yaml"): stable whatever the disk.
+    for path in sorted(files, key=lambda p: p.relative_to(src).parts):
+        try:
+            data = path.read_bytes()
+        except OSError as exc:  # a dangling symlink, say
+            raise RenderError(f"cannot read: {exc.strerror}", _rel(root, path)) from None
+        objects += parse_manifests(data, _rel(root, path), json_file=path.suffix == ".json")
     return objects
 
 
@@ -202,7 +205,7 @@ def _kustomize(root: Path, src: Path, overrides: KustomizeSpec, tools: RenderToo
             # The checkout is shared and read-only: wrap it in a kustomization of our own
             # instead of `kustomize edit`-ing it.
             wrapper = {"apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
-                       "resources": [str(src)]}
+                       "resources": [os.path.relpath(src, Path(tmp) / "wrapper")]}
             if overrides.name_prefix:
                 wrapper["namePrefix"] = overrides.name_prefix
             if overrides.name_suffix:
@@ -220,21 +223,25 @@ def _kustomize(root: Path, src: Path, overrides: KustomizeSpec, tools: RenderToo
 
 
 def _image(override: str) -> dict:
-    """Kustomize `images:` entry for "name=new[:tag|@digest]" or "name[:tag|@digest]"."""
-    name, _, new = override.partition("=")
-    ref = new or override
-    entry = {"name": re.split(r"[:@]", name, maxsplit=1)[0] if not new else name}
-    image, _, digest = ref.partition("@")
-    repo, colon, tag = image.rpartition(":")
-    if not colon or "/" in tag:  # "host:5000/app" has a port, not a tag
-        repo, tag = image, ""
-    if new and repo:
+    """Kustomize `images:` entry for "name=new[:tag][@digest]" or "name[:tag][@digest]"."""
+    name, eq, new = override.partition("=")
+    repo, tag, digest = _split_image(new if eq else override)
+    entry = {"name": name if eq else repo}
+    if eq and repo:
         entry["newName"] = repo
     if tag:
         entry["newTag"] = tag
     if digest:
         entry["digest"] = digest
     return entry
+
+
+def _split_image(ref: str) -> tuple[str, str, str]:
+    image, _, digest = ref.partition("@")
+    repo, colon, tag = image.rpartition(":")
+    if not colon or "/" in tag:  # "host:5000/app" has a port, not a tag
+        repo, tag = image, ""
+    return repo, tag, digest
 
 
 def _helm(root: Path, src: Path, spec: HelmSpec, tools: RenderTools,
@@ -278,6 +285,7 @@ def _tool(argv: list[str], root: Path, src: Path, timeout: float, what: str,
         message = proc.stderr.decode(errors="replace").strip() or f"exit code {proc.returncode}"
         message = message.replace(f"{root}/", "").replace(str(root), ".")
         message = re.sub(r"^Error: ", "", message)
+        message = re.sub(r"\s*Use --debug flag to render out invalid YAML$", "", message)
         raise RenderError(f"{what} failed: {message}", _rel(root, src))
     return proc.stdout
 
