@@ -179,6 +179,14 @@ class Comparator:
             state.predicted = self._dry_run(state, missing=True)
         else:
             state.predicted = self._dry_run(state, missing=False)
+            if state.predicted is not None and _rv(state.predicted) != _rv(live):
+                # The watch has not caught up with the server yet: compare with what the
+                # server answered from, or a controller's fresh write shows as drift.
+                fresh = self.cluster.get(self.cluster.resource_for(desired["apiVersion"], key.kind),
+                                         key.namespace or None, key.name)
+                if fresh is not None:
+                    state.live = live = fresh
+                    state.predicted = self._dry_run(state, missing=False)
             if state.predicted is not None:
                 state.differences = differences(normalise(live, rules), normalise(state.predicted, rules))
                 state.sync = OUT_OF_SYNC if state.differences else SYNCED

@@ -25,8 +25,8 @@ Rules read only the object itself (a Deployment's health comes from its status, 
 * PersistentVolumeClaim: Bound / Pending / Lost; Namespace: Active / Terminating
 * HorizontalPodAutoscaler (v2 conditions, or v1's conditions annotation); APIService (Available)
 
-Any other kind is Healthy unless it carries a standard status: observedGeneration behind
-metadata.generation is Progressing; a Ready or Available condition that is False is Progressing
+Any other kind is Healthy unless it carries a standard status: a status.observedGeneration
+behind metadata.generation is Progressing (no observedGeneration at all is not judged); a Ready or Available condition that is False is Progressing
 when its reason reads like work under way and Degraded otherwise; kstatus' Stalled=True is
 Degraded and Reconciling=True is Progressing.
 """
@@ -129,10 +129,12 @@ def _why(condition: dict, fallback: str = "") -> str:
     return condition.get("message") or condition.get("reason") or fallback
 
 
-def _generation_behind(obj: dict) -> HealthResult | None:
-    """Progressing while the controller has not yet observed the latest spec."""
+def _generation_behind(obj: dict, reported_only: bool = False) -> HealthResult | None:
+    """Progressing while the controller has not yet observed the latest spec. With
+    `reported_only`, an object whose status has no observedGeneration is not judged (many
+    controllers never report it); built-in workload controllers always do."""
     generation = (obj.get("metadata") or {}).get("generation")
-    if generation is None:
+    if generation is None or (reported_only and "observedGeneration" not in _status(obj)):
         return None
     observed = _int(_status(obj).get("observedGeneration"))
     if observed < int(generation):
@@ -372,7 +374,7 @@ def _hpa(obj: dict) -> HealthResult:
         raw = ((obj.get("metadata") or {}).get("annotations") or {}).get(_V1_HPA_CONDITIONS)
         if raw:
             conditions = {c.get("type"): c for c in json.loads(raw) if isinstance(c, dict)}
-    if "observedGeneration" in _status(obj) and (behind := _generation_behind(obj)):
+    if behind := _generation_behind(obj, reported_only=True):
         return behind
     able = conditions.get("AbleToScale")
     if _is(able, "False"):
@@ -404,7 +406,7 @@ _BUSY_WORDS = ("progress", "reconcil", "pending", "wait", "creat", "provision", 
 
 
 def _generic(obj: dict) -> HealthResult:
-    if behind := _generation_behind(obj):
+    if behind := _generation_behind(obj, reported_only=True):
         return behind
     conditions = _conditions(obj)
     if _is(stalled := conditions.get("Stalled"), "True"):
