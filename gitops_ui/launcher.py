@@ -85,7 +85,10 @@ def setup(env: dict) -> None:
 def services(env: dict, host: str, port: int, workers: int) -> list[Child]:
     children = [Child("web", [sys.executable, "-m", "daphne", "-b", host, "-p", str(port),
                               "gitops_ui.asgi:application"], env)]
-    children += [Child(f"worker-{i + 1}", MANAGE + ["rqworker", *QUEUES], env)
+    # SimpleWorker runs jobs in the worker process itself, so the per-cluster watch caches
+    # survive from one job to the next (a forking worker would rebuild them for every job).
+    children += [Child(f"worker-{i + 1}", MANAGE + ["rqworker", "--worker-class",
+                                                    "rq.worker.SimpleWorker", *QUEUES], env)
                  for i in range(workers)]
     children.append(Child("reconciler", MANAGE + ["reconcile"], env))
     return children

@@ -11,6 +11,11 @@
 | GITOPS_UI_CSRF_TRUSTED_ORIGINS | (none) | comma-separated origins behind a proxy |
 | GITOPS_UI_DATA_DIR | ./var | where the embedded defaults live |
 | GITOPS_UI_LOG_LEVEL | INFO | log level of the platform's own loggers |
+| GITOPS_UI_REFRESH_INTERVAL | 180 | seconds between refreshes of an application (plus jitter) |
+| GITOPS_UI_WEBHOOK_SECRET | (none) | token git webhooks must send (X-Gitlab-Token or ?token=) |
+| GITOPS_UI_SYNC_HEALTH_TIMEOUT | 300 | seconds a sync waits for one wave to become healthy |
+| GITOPS_UI_RETRY_BACKOFF | 5 | seconds before the first automated retry of a failed revision |
+| GITOPS_UI_TOOLS_BIN | (PATH) | folder holding the kustomize and helm binaries |
 """
 from gitops_ui.env import (BASE_DIR, data_dir, database_from_url, env_bool, env_list,
                            persistent_secret, redis_url)
@@ -38,6 +43,9 @@ INSTALLED_APPS = [
     "django_rq",
     "apps.accounts",
     "apps.core",
+    "apps.clusters",
+    "apps.repositories",
+    "apps.applications",
 ]
 
 MIDDLEWARE = [
@@ -130,3 +138,11 @@ LOGGING = {
 
 # Seconds between worker heartbeats enqueued by the reconciler.
 GITOPS_UI_HEARTBEAT_INTERVAL = float(os.environ.get("GITOPS_UI_HEARTBEAT_INTERVAL", "60"))
+
+# Applications: see the table at the top.
+GITOPS_UI_REFRESH_INTERVAL = float(os.environ.get("GITOPS_UI_REFRESH_INTERVAL", "180"))
+GITOPS_UI_WEBHOOK_SECRET = os.environ.get("GITOPS_UI_WEBHOOK_SECRET", "")
+GITOPS_UI_SYNC_HEALTH_TIMEOUT = float(os.environ.get("GITOPS_UI_SYNC_HEALTH_TIMEOUT", "300"))
+GITOPS_UI_RETRY_BACKOFF = float(os.environ.get("GITOPS_UI_RETRY_BACKOFF", "5"))
+GITOPS_UI_OPERATION_HEARTBEAT = float(os.environ.get("GITOPS_UI_OPERATION_HEARTBEAT", "2"))
+GITOPS_UI_OPERATION_TIMEOUT = int(os.environ.get("GITOPS_UI_OPERATION_TIMEOUT", "3600"))

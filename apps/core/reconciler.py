@@ -29,11 +29,21 @@ def periodic_tasks() -> list[PeriodicTask]:
     import django_rq
     from django.conf import settings
 
+    from apps.applications import jobs as application_jobs
     from apps.core import jobs
 
+    sync_queue = django_rq.get_queue("sync")
+    # Which apps are due is decided per app by GITOPS_UI_REFRESH_INTERVAL; checking often
+    # spreads the refreshes out instead of bunching them.
+    check_every = min(10.0, settings.GITOPS_UI_REFRESH_INTERVAL)
     return [
         PeriodicTask("worker-heartbeat", settings.GITOPS_UI_HEARTBEAT_INTERVAL,
                      lambda: django_rq.enqueue(jobs.heartbeat), jitter=5),
+        PeriodicTask("refresh-due-applications", check_every,
+                     lambda: sync_queue.enqueue(application_jobs.refresh_due,
+                                                job_id="refresh-due-applications"), jitter=2),
+        PeriodicTask("reap-stale-operations", 30,
+                     lambda: sync_queue.enqueue(application_jobs.reap_stale_operations), jitter=5),
     ]
 
 

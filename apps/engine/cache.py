@@ -6,8 +6,9 @@ applications render or have managed), CRDs included. Each watched kind has one t
 once, then follows the watch from that resourceVersion, resuming from bookmarks and re-listing
 only when the server says the version is too old (410 Gone).
 
-`on_change(key, obj_or_None)` is called from the watch threads for every change after the first
-list; the caller uses it to refresh the application that tracks the object (self-heal).
+`on_change(key, obj, deleted)` is called from the watch threads for every change after the first
+list (`obj` is the last known state, also for a deletion); the caller uses it to refresh the
+application that tracks the object (self-heal, live health).
 """
 from __future__ import annotations
 
@@ -83,7 +84,7 @@ class _KindWatch:
 
 class LiveStateCache:
     def __init__(self, cluster: Cluster,
-                 on_change: Callable[[ResourceKey, dict | None], None] | None = None):
+                 on_change: Callable[[ResourceKey, dict, bool], None] | None = None):
         self.cluster = cluster
         self.on_change = on_change
         self._objects: dict[ResourceKey, dict] = {}
@@ -148,13 +149,13 @@ class LiveStateCache:
             stale = [k for k in self._objects if k.group == resource.group
                      and k.kind == resource.kind and k not in fresh]
             for key in stale:
-                changed.append((key, None))
+                changed.append((key, self._objects[key], True))
                 self._remove(key)
             for key, obj in fresh.items():
                 old = self._objects.get(key)
                 if old is None or old["metadata"].get("resourceVersion") != \
                         obj["metadata"].get("resourceVersion"):
-                    changed.append((key, obj))
+                    changed.append((key, obj, False))
                 self._store(key, obj)
             first = not self._watches[(resource.group, resource.kind)].listed.is_set()
         if not first:  # a re-list after an outage: report what moved meanwhile
@@ -162,13 +163,13 @@ class LiveStateCache:
 
     def _apply_event(self, event: str, obj: dict) -> None:
         key = key_of(obj)
+        deleted = event == "DELETED"
         with self._lock:
-            if event == "DELETED":
+            if deleted:
                 self._remove(key)
-                obj = None
             else:
                 self._store(key, _slim(obj))
-        self._notify([(key, obj)])
+        self._notify([(key, obj, deleted)])
 
     def _store(self, key: ResourceKey, obj: dict) -> None:
         old = self._objects.get(key)
@@ -194,8 +195,8 @@ class LiveStateCache:
     def _notify(self, changes) -> None:
         if not self.on_change:
             return
-        for key, obj in changes:
+        for key, obj, deleted in changes:
             try:
-                self.on_change(key, obj)
+                self.on_change(key, obj, deleted)
             except Exception:
                 log.exception("on_change handler failed for %s", key)

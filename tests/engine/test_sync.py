@@ -97,7 +97,7 @@ def test_objects_removed_from_git_are_pruned_unless_told_not_to(cluster, compara
 
 def test_hand_edit_is_seen_through_the_watch_and_sync_reverts_it(cluster, app_name):
     changes = []
-    cache = LiveStateCache(cluster, on_change=lambda key, obj: changes.append(key))
+    cache = LiveStateCache(cluster, on_change=lambda key, obj, deleted: changes.append(key))
     comparator = Comparator(cluster, cache)
     try:
         manifests = [deployment("web", replicas=2)]

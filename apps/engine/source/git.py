@@ -99,10 +99,15 @@ class RepoCache:
                 refs[ref] = sha
         return refs
 
-    def resolve(self, url: str, revision: str | None, creds: GitCredentials | None = None) -> str:
-        """The commit sha `revision` names on the remote: branch, tag (peeled), sha, or HEAD."""
+    def resolve(self, url: str, revision: str | None, creds: GitCredentials | None = None,
+                refs: dict[str, str] | None = None) -> str:
+        """The commit sha `revision` names on the remote: branch, tag (peeled), sha, or HEAD.
+
+        `refs` (from one ls_remote) lets many applications of one repository share a call.
+        """
         rev = (revision or "").strip() or "HEAD"
-        refs = self.ls_remote(url, creds)
+        if refs is None:
+            refs = self.ls_remote(url, creds)
         if rev == "HEAD":
             if "HEAD" not in refs:
                 raise SourceError(f"{_split_url(url)[0]} has no default branch (empty repository?)")

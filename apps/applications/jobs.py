@@ -1,0 +1,28 @@
+"""RQ entry points (queue "sync"): look the object up, call one service."""
+from .models import Application
+
+
+def refresh(app_id: int):
+    from . import services
+
+    app = Application.objects.select_related("repository", "cluster", "project").filter(pk=app_id).first()
+    if app:
+        services.refresh_now(app)
+
+
+def run_operation(operation_id: int):
+    from . import services
+
+    services.run_operation(operation_id)
+
+
+def refresh_due():
+    from . import services
+
+    return services.refresh_due()
+
+
+def reap_stale_operations():
+    from . import services
+
+    return services.reap_stale_operations()

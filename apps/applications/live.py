@@ -1,0 +1,30 @@
+"""Changes seen by the watch caches → a refresh of the application that tracks the object.
+
+This is how health turns from Progressing to Healthy on the page without polling, and how
+self-heal notices a hand edit within a second. Refresh requests are merged per application
+(services.schedule_refresh), so a rollout's many status updates cost a few refreshes.
+"""
+import logging
+
+from django.db import close_old_connections
+
+from apps.engine.resources import tracked_by
+
+log = logging.getLogger(__name__)
+
+
+def on_live_change(cluster_id: int, key, obj: dict, deleted: bool) -> None:
+    name = tracked_by(obj) if obj else None
+    if not name:
+        return
+    from . import services
+    from .models import Application
+
+    try:
+        app = Application.objects.filter(name=name, cluster_id=cluster_id).first()
+        if app is not None:
+            services.schedule_refresh(app)
+    except Exception:  # runs in a watch thread: never let it die
+        log.exception("could not schedule a refresh of %s after a change to %s", name, key)
+    finally:
+        close_old_connections()

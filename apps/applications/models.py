@@ -1,0 +1,155 @@
+from django.conf import settings
+from django.db import models
+
+from apps.clusters.models import Cluster, dns_label
+from apps.repositories.models import Repository
+
+
+class Project(models.Model):
+    """Which repositories and destinations its applications may use (Argo CD's AppProject)."""
+
+    name = models.CharField(max_length=63, unique=True, validators=[dns_label])
+    description = models.TextField(blank=True)
+    source_repos = models.JSONField(default=list, blank=True,
+                                    help_text='URL globs, e.g. ["https://gitlab.example.com/team/*"]; '
+                                              'empty means any')
+    destinations = models.JSONField(default=list, blank=True,
+                                    help_text='[{"cluster": "prod-*", "namespace": "shop-*"}]; '
+                                              'empty means any')
+
+    def __str__(self):
+        return self.name
+
+
+class Application(models.Model):
+    class Tool(models.TextChoices):
+        AUTO = "", "detect"
+        DIRECTORY = "directory", "plain directory"
+        KUSTOMIZE = "kustomize", "Kustomize"
+        HELM = "helm", "Helm"
+
+    name = models.CharField(max_length=53, unique=True, validators=[dns_label])
+    project = models.ForeignKey(Project, on_delete=models.PROTECT, related_name="applications")
+    # Source
+    repository = models.ForeignKey(Repository, on_delete=models.PROTECT, related_name="applications")
+    revision = models.CharField(max_length=200, default="HEAD",
+                                help_text="branch, tag, commit or HEAD")
+    path = models.CharField(max_length=500, default=".")
+    tool = models.CharField(max_length=16, choices=Tool.choices, blank=True, default="")
+    source = models.JSONField(default=dict, blank=True, help_text=(
+        'include/exclude globs, recurse, helm {release_name, values_files, values, parameters}, '
+        'kustomize {name_prefix, name_suffix, namespace, images}'))
+    # Destination
+    cluster = models.ForeignKey(Cluster, on_delete=models.PROTECT, related_name="applications")
+    namespace = models.CharField(max_length=63, validators=[dns_label])
+    # Sync policy
+    automated = models.BooleanField(default=False, help_text="sync when Git changes")
+    prune = models.BooleanField(default=False, help_text="delete what was removed from Git")
+    self_heal = models.BooleanField(default=False, help_text="undo changes made in the cluster")
+    allow_empty = models.BooleanField(default=False,
+                                      help_text="let an automated sync delete every resource")
+    sync_options = models.JSONField(default=list, blank=True, help_text=(
+        'e.g. ["CreateNamespace=true", "ApplyOutOfSyncOnly=true", "PruneLast=true", "Replace=true"]'))
+    ignore_differences = models.JSONField(default=list, blank=True, help_text=(
+        '[{"group": "apps", "kind": "Deployment", "jsonPointers": ["/spec/replicas"]}]'))
+    retry_limit = models.PositiveSmallIntegerField(
+        default=2, help_text="automated retries of a failed revision, with backoff")
+    pinned_revision = models.CharField(max_length=64, blank=True, help_text=(
+        "set by a rollback: this commit is deployed instead of the revision until unpinned"))
+    # Status, written by refreshes and operations
+    sync_status = models.CharField(max_length=16, default="Unknown")
+    health_status = models.CharField(max_length=16, default="Unknown")
+    health_message = models.TextField(blank=True)
+    target_sha = models.CharField(max_length=64, blank=True)
+    synced_sha = models.CharField(max_length=64, blank=True)
+    conditions = models.JSONField(default=list, blank=True)
+    resources = models.JSONField(default=list, blank=True)
+    reconciled_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name
+
+    @property
+    def target_revision(self) -> str:
+        return self.pinned_revision or self.revision
+
+    def has_option(self, option: str) -> bool:
+        return option in self.sync_options
+
+
+class Operation(models.Model):
+    class Kind(models.TextChoices):
+        SYNC = "sync"
+        ROLLBACK = "rollback"
+
+    class Phase(models.TextChoices):
+        PENDING = "Pending"
+        RUNNING = "Running"
+        SUCCEEDED = "Succeeded"
+        FAILED = "Failed"
+        ERROR = "Error"
+        TERMINATED = "Terminated"
+
+    ACTIVE = (Phase.PENDING, Phase.RUNNING)
+
+    application = models.ForeignKey(Application, on_delete=models.CASCADE, related_name="operations")
+    kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.SYNC)
+    initiated_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True,
+                                     on_delete=models.SET_NULL)
+    automated = models.BooleanField(default=False)
+    revision = models.CharField(max_length=200, blank=True, help_text="as asked for")
+    sha = models.CharField(max_length=64, blank=True, help_text="the commit it synced")
+    options = models.JSONField(default=dict, blank=True)
+    phase = models.CharField(max_length=16, choices=Phase.choices, default=Phase.PENDING)
+    message = models.TextField(blank=True)
+    resources = models.JSONField(default=list, blank=True)
+    job_id = models.CharField(max_length=64, blank=True)
+    terminate_requested = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [models.UniqueConstraint(
+            fields=["application"], condition=models.Q(phase__in=["Pending", "Running"]),
+            name="one_active_operation_per_application")]
+
+    def __str__(self):
+        return f"{self.kind} of {self.application} ({self.phase})"
+
+    @property
+    def duration(self):
+        if self.started_at and self.finished_at:
+            return (self.finished_at - self.started_at).total_seconds()
+        return None
+
+    @property
+    def initiator(self) -> str:
+        if self.automated:
+            return "automated"
+        return self.initiated_by.get_username() if self.initiated_by else "unknown"
+
+
+class HistoryEntry(models.Model):
+    """One successful deployment: what was synced, when and by whom; rollback targets."""
+
+    application = models.ForeignKey(Application, on_delete=models.CASCADE, related_name="history")
+    operation = models.OneToOneField(Operation, null=True, on_delete=models.SET_NULL)
+    sha = models.CharField(max_length=64)
+    revision = models.CharField(max_length=200, blank=True)
+    source = models.JSONField(default=dict, blank=True, help_text="path, tool and options used")
+    deployed_at = models.DateTimeField(auto_now_add=True)
+    deployed_by = models.CharField(max_length=150, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        verbose_name_plural = "history entries"
+
+    def __str__(self):
+        return f"{self.application} @ {self.sha[:12]}"

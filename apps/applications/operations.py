@@ -1,0 +1,145 @@
+"""Running one sync or rollback operation: claim it, sync, record the result and history.
+
+An operation is claimed with a single conditional UPDATE (Pending → Running), so a job delivered
+twice runs once. While it runs, a heartbeat thread stamps it and picks up terminate requests;
+the reconciler marks operations whose heartbeat stopped (killed worker) as Error, so an app is
+never left "Running".
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+from django.conf import settings
+from django.db import close_old_connections
+from django.utils import timezone
+
+from apps.clusters import services as clusters
+from apps.core.events import group_for, publish
+from apps.engine.errors import ClusterError, EngineError
+from apps.engine.resources import ResourceKey
+from apps.engine.sync import SyncOperation, SyncOptions
+
+from . import reconcile
+from .models import Application, HistoryEntry, Operation
+
+log = logging.getLogger(__name__)
+HISTORY_LIMIT = 50
+
+
+def run(operation_id: int) -> Operation | None:
+    claimed = Operation.objects.filter(pk=operation_id, phase=Operation.Phase.PENDING).update(
+        phase=Operation.Phase.RUNNING, started_at=timezone.now(), heartbeat_at=timezone.now())
+    if not claimed:
+        return None  # already run, running elsewhere, or terminated before it started
+    op = Operation.objects.select_related("application__repository", "application__cluster",
+                                          "initiated_by").get(pk=operation_id)
+    publish_operation(op)
+    terminate = threading.Event()
+    beat = _Heartbeat(op.pk, terminate)
+    beat.start()
+    try:
+        phase, message, sha = _sync(op, terminate)
+    except Exception as exc:  # record any bug on the operation rather than leave it Running
+        log.exception("operation %s failed unexpectedly", op.pk)
+        phase, message, sha = Operation.Phase.ERROR, f"{type(exc).__name__}: {exc}", op.sha
+    finally:
+        beat.stop()
+    op.phase, op.message, op.finished_at = phase, message, timezone.now()
+    op.sha = sha or op.sha
+    op.save(update_fields=["phase", "message", "finished_at", "sha", "resources"])
+    app = op.application
+    if phase == Operation.Phase.SUCCEEDED and not op.options.get("dry_run"):
+        _record_history(app, op)
+    publish_operation(op)
+    app.refresh_from_db()
+    reconcile.refresh(app, auto_sync=False)
+    return op
+
+
+def _sync(op: Operation, terminate: threading.Event) -> tuple[str, str, str]:
+    app = op.application
+    try:
+        sha = op.sha or (_resolve(app, op.revision) if op.revision else None)
+        desired = reconcile.desired_state(app, sha=sha)
+    except EngineError as exc:
+        return Operation.Phase.FAILED, str(exc), ""
+    Operation.objects.filter(pk=op.pk).update(sha=desired.sha)
+    try:
+        comparison = reconcile.compare(app, desired)
+        runtime = clusters.runtime(app.cluster)
+    except ClusterError as exc:
+        return Operation.Phase.ERROR, str(exc), desired.sha
+    if not desired.manifests and not app.allow_empty and op.automated:
+        return Operation.Phase.FAILED, "Git renders no resources and allow-empty is off", desired.sha
+
+    last_saved = [0.0]
+
+    def progress(results):
+        op.resources = [r.as_dict() for r in results]
+        if time.monotonic() - last_saved[0] > 0.5:  # throttle writes; the final save has all
+            last_saved[0] = time.monotonic()
+            Operation.objects.filter(pk=op.pk).update(resources=op.resources)
+            publish_operation(op)
+
+    result = SyncOperation(runtime.cluster, app.name, comparison, app.namespace,
+                           _options(app, op), on_progress=progress, terminate=terminate).run()
+    op.resources = [r.as_dict() for r in result.resources]
+    runtime.comparator.forget(app.name)
+    if result.phase == "Succeeded" and not op.options.get("dry_run"):
+        Application.objects.filter(pk=app.pk).update(synced_sha=desired.sha)
+        app.synced_sha = desired.sha
+    return result.phase, result.message, desired.sha
+
+
+def _resolve(app: Application, revision: str) -> str:
+    from apps.repositories import services as repositories
+
+    return repositories.resolve(app.repository, revision)
+
+
+def _options(app: Application, op: Operation) -> SyncOptions:
+    o = op.options
+    selected = o.get("resources")
+    return SyncOptions(
+        prune=o.get("prune", app.prune), dry_run=o.get("dry_run", False),
+        create_namespace=app.has_option("CreateNamespace=true"),
+        apply_out_of_sync_only=app.has_option("ApplyOutOfSyncOnly=true"),
+        prune_last=app.has_option("PruneLast=true"), replace=app.has_option("Replace=true"),
+        resources={ResourceKey.parse(k) for k in selected} if selected else None,
+        health_timeout=settings.GITOPS_UI_SYNC_HEALTH_TIMEOUT)
+
+
+def _record_history(app: Application, op: Operation) -> None:
+    HistoryEntry.objects.create(
+        application=app, operation=op, sha=op.sha, revision=op.revision or app.revision,
+        source={"repository": app.repository.url, "path": app.path, "tool": app.tool,
+                "source": app.source}, deployed_by=op.initiator)
+    stale = app.history.values_list("pk", flat=True)[HISTORY_LIMIT:]
+    HistoryEntry.objects.filter(pk__in=list(stale)).delete()
+
+
+def publish_operation(op: Operation) -> None:
+    publish(group_for("application", op.application_id), {
+        "type": "operation", "id": op.pk, "kind": op.kind, "phase": op.phase,
+        "message": op.message, "sha": op.sha, "resources": op.resources})
+
+
+class _Heartbeat(threading.Thread):
+    def __init__(self, op_id: int, terminate: threading.Event):
+        super().__init__(daemon=True, name=f"operation-{op_id}-heartbeat")
+        self.op_id, self.terminate, self._stop = op_id, terminate, threading.Event()
+
+    def run(self):
+        try:
+            while not self._stop.wait(settings.GITOPS_UI_OPERATION_HEARTBEAT):
+                Operation.objects.filter(pk=self.op_id).update(heartbeat_at=timezone.now())
+                if Operation.objects.filter(pk=self.op_id, terminate_requested=True).exists():
+                    self.terminate.set()
+        finally:
+            close_old_connections()
+
+    def stop(self):
+        self._stop.set()
+        self.join(5)

@@ -1,0 +1,232 @@
+"""Application actions, shared by the UI, the REST API, the admin and the management commands."""
+from __future__ import annotations
+
+import fnmatch
+from datetime import timedelta
+
+import django_rq
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from apps.engine.errors import SourceError
+from apps.repositories import services as repositories
+
+from . import jobs, reconcile
+from .models import Application, HistoryEntry, Operation, Project
+SYNC_QUEUE = "sync"
+
+
+class ApplicationError(Exception):
+    """An action on an application cannot be done; the message says why."""
+
+
+class OperationInProgress(ApplicationError):
+    pass
+
+
+class NotPermitted(ApplicationError):
+    """The project does not allow this source or destination."""
+
+
+# --- validation --------------------------------------------------------------------------------
+def check_project_allows(app: Application) -> None:
+    project: Project = app.project
+    if project.source_repos and not any(fnmatch.fnmatchcase(app.repository.url, p)
+                                        for p in project.source_repos):
+        raise NotPermitted(f"project {project.name} does not allow repository {app.repository.url}")
+    if project.destinations and not any(
+            fnmatch.fnmatchcase(app.cluster.name, d.get("cluster", "*"))
+            and fnmatch.fnmatchcase(app.namespace, d.get("namespace", "*"))
+            for d in project.destinations):
+        raise NotPermitted(f"project {project.name} does not allow destination "
+                           f"{app.cluster.name}/{app.namespace}")
+
+
+# --- operations --------------------------------------------------------------------------------
+def request_sync(app: Application, user=None, *, revision: str = "", prune: bool | None = None,
+                 dry_run: bool = False, resources: list[str] | None = None,
+                 automated: bool = False, kind: str = Operation.Kind.SYNC,
+                 enqueue: bool = True) -> Operation:
+    """Create a sync operation and queue it. One active operation per application: the
+    database refuses a second (OperationInProgress)."""
+    check_project_allows(app)
+    options = {"prune": app.prune if prune is None else prune, "dry_run": dry_run}
+    if resources:
+        options["resources"] = list(resources)
+    try:
+        with transaction.atomic():
+            op = Operation.objects.create(
+                application=app, kind=kind, initiated_by=user, automated=automated,
+                revision=revision, sha=revision if _is_sha(revision) else "", options=options)
+    except IntegrityError:
+        raise OperationInProgress(f"{app.name} already has an operation running") from None
+    if enqueue:
+        enqueue_operation(op)
+    return op
+
+
+def enqueue_operation(op: Operation) -> None:
+    job_id = f"operation-{op.pk}"
+    Operation.objects.filter(pk=op.pk).update(job_id=job_id)
+    op.job_id = job_id
+    django_rq.get_queue(SYNC_QUEUE).enqueue(jobs.run_operation, op.pk, job_id=job_id,
+                                            job_timeout=settings.GITOPS_UI_OPERATION_TIMEOUT)
+
+
+def terminate(op: Operation) -> Operation:
+    """Stop a running operation between steps; a pending one never starts."""
+    if op.phase == Operation.Phase.PENDING:
+        Operation.objects.filter(pk=op.pk, phase=Operation.Phase.PENDING).update(
+            phase=Operation.Phase.TERMINATED, message="terminated before it started",
+            finished_at=timezone.now())
+    elif op.phase == Operation.Phase.RUNNING:
+        Operation.objects.filter(pk=op.pk).update(terminate_requested=True)
+    else:
+        raise ApplicationError(f"operation {op.pk} is already {op.phase}")
+    op.refresh_from_db()
+    return op
+
+
+def rollback(app: Application, entry: HistoryEntry, user=None, *, mode: str = "pin") -> Operation | str:
+    """Bring back what `entry` deployed.
+
+    mode "pin": sync that commit and pin it; automated sync is turned off so Git does not undo
+    the rollback (Argo CD's behaviour). `unpin` resumes following the branch.
+    mode "git": commit, on the tracked branch, a revert of everything since that commit, so Git
+    stays the truth and automated sync stays on. Returns the new commit's sha (a refresh and, if
+    automated, a sync follow).
+    """
+    if entry.application_id != app.pk:
+        raise ApplicationError("that history entry belongs to another application")
+    if mode == "pin":
+        Application.objects.filter(pk=app.pk).update(pinned_revision=entry.sha, automated=False)
+        app.pinned_revision, app.automated = entry.sha, False
+        return request_sync(app, user, revision=entry.sha, kind=Operation.Kind.ROLLBACK)
+    if mode == "git":
+        branch = tracked_branch(app)
+        author = _author(user)
+        try:
+            sha = repositories.repo_cache().revert_to(
+                app.repository.url, branch, entry.sha,
+                f"Roll back {app.name} to {entry.sha[:12]}\n\nRequested through GitOps UI by {author}.",
+                author, repositories.credentials(app.repository))
+        except SourceError as exc:
+            raise ApplicationError(f"rollback in Git failed: {exc}") from None
+        Application.objects.filter(pk=app.pk).update(pinned_revision="")
+        app.pinned_revision = ""
+        schedule_refresh(app)
+        return sha
+    raise ApplicationError(f"unknown rollback mode {mode!r} (pin or git)")
+
+
+def unpin(app: Application) -> None:
+    Application.objects.filter(pk=app.pk).update(pinned_revision="")
+    app.pinned_revision = ""
+    schedule_refresh(app)
+
+
+def tracked_branch(app: Application) -> str:
+    """The branch the app follows (rollback in Git commits there)."""
+    refs = repositories.refs(app.repository)
+    rev = app.revision.strip() or "HEAD"
+    if rev == "HEAD":
+        head = refs.get("HEAD")
+        branches = [r for r, sha in refs.items() if r.startswith("refs/heads/") and sha == head]
+        if not branches:
+            raise ApplicationError("cannot tell which branch HEAD is; set the revision to a branch")
+        return branches[0].removeprefix("refs/heads/")
+    if f"refs/heads/{rev}" in refs:
+        return rev
+    raise ApplicationError(f"revision {rev!r} is not a branch; rollback in Git needs one")
+
+
+def _author(user) -> str:
+    if user is None:
+        return "GitOps UI <gitops-ui@localhost>"
+    return f"{user.get_username()} <{user.email or f'{user.get_username()}@gitops-ui.local'}>"
+
+
+def _is_sha(revision: str) -> bool:
+    return len(revision) == 40 and all(c in "0123456789abcdef" for c in revision)
+
+
+# --- refresh -----------------------------------------------------------------------------------
+def _refresh_flag(app_id: int) -> str:
+    return f"gitops-ui:refresh-queued:{app_id}"
+
+
+def schedule_refresh(app: Application) -> None:
+    """Refresh soon, in a worker; requests made while one is still queued are merged."""
+    connection = django_rq.get_connection(SYNC_QUEUE)
+    if connection.set(_refresh_flag(app.pk), 1, nx=True, ex=120):
+        django_rq.get_queue(SYNC_QUEUE).enqueue(jobs.refresh, app.pk)
+
+
+def refresh_now(app: Application) -> Operation | None:
+    """Refresh in this process; an automated sync it calls for runs right away too."""
+    # Cleared first: a push arriving during this refresh must schedule another one.
+    django_rq.get_connection(SYNC_QUEUE).delete(_refresh_flag(app.pk))
+    op = reconcile.refresh(app)
+    if op:
+        from . import operations
+
+        operations.run(op.pk)
+    return op
+
+
+def refresh_due() -> int:
+    """Refresh every application whose last refresh is older than the interval."""
+    cutoff = timezone.now() - timedelta(seconds=settings.GITOPS_UI_REFRESH_INTERVAL)
+    apps = list(Application.objects.select_related("repository", "cluster", "project")
+                .filter(reconciled_at__isnull=True) |
+                Application.objects.select_related("repository", "cluster", "project")
+                .filter(reconciled_at__lt=cutoff))
+    for op in reconcile.refresh_many(apps):
+        enqueue_operation(op)
+    return len(apps)
+
+
+def handle_push(url: str, token: str | None) -> list[Application]:
+    """A push to `url` (from a webhook): refresh, at once, every app that uses it.
+
+    The token must match the repository's webhook secret, or the global one; with neither set,
+    any caller may trigger a refresh (a refresh only reads Git, it changes nothing by itself).
+    """
+    repos = repositories.find_by_url(url)
+    for repo in repos:
+        expected = repo.webhook_secret or settings.GITOPS_UI_WEBHOOK_SECRET
+        if expected and token != expected:
+            raise NotPermitted("the webhook token does not match")
+    if not repos and settings.GITOPS_UI_WEBHOOK_SECRET and token != settings.GITOPS_UI_WEBHOOK_SECRET:
+        raise NotPermitted("the webhook token does not match")
+    apps = list(Application.objects.filter(repository__in=repos))
+    for app in apps:
+        schedule_refresh(app)
+    return apps
+
+
+def reap_stale_operations() -> int:
+    """Mark operations whose worker died as Error, so the app can sync again."""
+    now = timezone.now()
+    stale = now - timedelta(seconds=settings.GITOPS_UI_OPERATION_HEARTBEAT * 10 + 30)
+    count = Operation.objects.filter(phase=Operation.Phase.RUNNING, heartbeat_at__lt=stale).update(
+        phase=Operation.Phase.ERROR, finished_at=now,
+        message="the worker running this operation stopped (no heartbeat); sync again to retry")
+    lost = []
+    queue = django_rq.get_queue(SYNC_QUEUE)
+    for op in Operation.objects.filter(phase=Operation.Phase.PENDING,
+                                       created_at__lt=now - timedelta(minutes=2)):
+        job = queue.fetch_job(op.job_id) if op.job_id else None
+        if job is None or job.get_status() in ("failed", "stopped", "canceled"):
+            lost.append(op.pk)
+    count += Operation.objects.filter(pk__in=lost, phase=Operation.Phase.PENDING).update(
+        phase=Operation.Phase.ERROR, finished_at=now,
+        message="the queued job for this operation was lost; sync again to retry")
+    return count
+
+
+def run_operation(op_id: int) -> Operation | None:
+    from . import operations
+
+    return operations.run(op_id)

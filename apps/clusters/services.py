@@ -1,0 +1,88 @@
+"""Cluster actions: connect with stored credentials, check the connection, and hold one engine
+runtime (connection, watch cache, comparator) per cluster per process."""
+from __future__ import annotations
+
+import tempfile
+import threading
+from dataclasses import dataclass
+from typing import Callable
+
+from apps.engine.cache import LiveStateCache
+from apps.engine.cluster import Cluster as EngineCluster
+from apps.engine.diff import Comparator
+from apps.engine.errors import ClusterError
+
+from .models import Cluster
+
+
+@dataclass
+class ClusterRuntime:
+    cluster: EngineCluster
+    cache: LiveStateCache
+    comparator: Comparator
+    version: tuple  # (pk, updated_at): a changed record gets a new runtime
+
+
+_runtimes: dict[int, ClusterRuntime] = {}
+_lock = threading.Lock()
+_change_listeners: list[Callable] = []
+
+
+def connect(record: Cluster) -> EngineCluster:
+    """An engine connection from the stored record; ClusterError if it cannot be built."""
+    if record.auth == Cluster.Auth.KUBECONFIG:
+        return EngineCluster.from_kubeconfig(record.kubeconfig, name=record.name)
+    if record.auth == Cluster.Auth.IN_CLUSTER:
+        try:
+            return EngineCluster.in_cluster(name=record.name)
+        except Exception as exc:
+            raise ClusterError(f"not running inside a cluster: {type(exc).__name__}") from None
+    ca_file = None
+    if record.ca_data:
+        handle = tempfile.NamedTemporaryFile("w", suffix=".crt", delete=False)
+        handle.write(record.ca_data)
+        handle.close()
+        ca_file = handle.name
+    return EngineCluster.from_token(record.server, record.token, ca_file=ca_file,
+                                    insecure=record.insecure, name=record.name)
+
+
+def on_live_change(listener: Callable) -> None:
+    """Register listener(cluster_id, key, obj, deleted) for every change the watch caches see."""
+    _change_listeners.append(listener)
+
+
+def runtime(record: Cluster) -> ClusterRuntime:
+    version = (record.pk, record.updated_at)
+    with _lock:
+        current = _runtimes.get(record.pk)
+        if current and current.version == version:
+            return current
+        if current:
+            current.cache.stop()
+        engine = connect(record)
+        cluster_id = record.pk
+
+        def notify(key, obj, deleted):
+            for listener in _change_listeners:
+                listener(cluster_id, key, obj, deleted)
+
+        cache = LiveStateCache(engine, on_change=notify)
+        current = _runtimes[record.pk] = ClusterRuntime(engine, cache, Comparator(engine, cache), version)
+        return current
+
+
+def check_connection(record: Cluster) -> bool:
+    """Ask the API server for its version; keep the outcome on the record for the user."""
+    try:
+        version = connect(record).version()
+        record.connection_status, record.connection_message = "Successful", ""
+        record.server_version = version.get("gitVersion", "")
+        ok = True
+    except ClusterError as exc:
+        record.connection_status, record.connection_message = "Failed", str(exc)
+        ok = False
+    Cluster.objects.filter(pk=record.pk).update(
+        connection_status=record.connection_status, connection_message=record.connection_message,
+        server_version=record.server_version)
+    return ok
