@@ -2,10 +2,11 @@
 from .models import Application
 
 
-def refresh(app_id: int):
+def refresh(app_name: str):
     from . import services
 
-    app = Application.objects.select_related("repository", "cluster", "project").filter(pk=app_id).first()
+    app = Application.objects.select_related("repository", "cluster", "project").filter(
+        name=app_name).first()
     if app:
         services.refresh_now(app)
 

@@ -2,11 +2,10 @@
 
 This is how health turns from Progressing to Healthy on the page without polling, and how
 self-heal notices a hand edit within a second. Refresh requests are merged per application
-(services.schedule_refresh), so a rollout's many status updates cost a few refreshes.
+(services.schedule_refresh_by_name), so a rollout's many status updates cost a few refreshes.
+It runs in watch threads: Redis only, no database.
 """
 import logging
-
-from django.db import close_old_connections
 
 from apps.engine.resources import tracked_by
 
@@ -18,13 +17,8 @@ def on_live_change(cluster_id: int, key, obj: dict, deleted: bool) -> None:
     if not name:
         return
     from . import services
-    from .models import Application
 
     try:
-        app = Application.objects.filter(name=name, cluster_id=cluster_id).first()
-        if app is not None:
-            services.schedule_refresh(app)
-    except Exception:  # runs in a watch thread: never let it die
+        services.schedule_refresh_by_name(name)
+    except Exception:  # never let a watch thread die
         log.exception("could not schedule a refresh of %s after a change to %s", name, key)
-    finally:
-        close_old_connections()

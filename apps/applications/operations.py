@@ -129,11 +129,11 @@ def publish_operation(op: Operation) -> None:
 class _Heartbeat(threading.Thread):
     def __init__(self, op_id: int, terminate: threading.Event):
         super().__init__(daemon=True, name=f"operation-{op_id}-heartbeat")
-        self.op_id, self.terminate, self._stop = op_id, terminate, threading.Event()
+        self.op_id, self.terminate, self._stopped = op_id, terminate, threading.Event()
 
     def run(self):
         try:
-            while not self._stop.wait(settings.GITOPS_UI_OPERATION_HEARTBEAT):
+            while not self._stopped.wait(settings.GITOPS_UI_OPERATION_HEARTBEAT):
                 Operation.objects.filter(pk=self.op_id).update(heartbeat_at=timezone.now())
                 if Operation.objects.filter(pk=self.op_id, terminate_requested=True).exists():
                     self.terminate.set()
@@ -141,5 +141,5 @@ class _Heartbeat(threading.Thread):
             close_old_connections()
 
     def stop(self):
-        self._stop.set()
+        self._stopped.set()
         self.join(5)

@@ -7,6 +7,7 @@ from datetime import timedelta
 import django_rq
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from apps.engine.errors import SourceError
@@ -27,6 +28,55 @@ class OperationInProgress(ApplicationError):
 
 class NotPermitted(ApplicationError):
     """The project does not allow this source or destination."""
+
+
+class OperationFinished(ApplicationError):
+    """The operation has already ended; there is nothing to terminate."""
+
+
+# --- applications ------------------------------------------------------------------------------
+def list_applications(*, sync: str = "", health: str = "", project: str = "", search: str = ""):
+    """Applications, filtered by sync and health status, project name and a name/repo search."""
+    apps = Application.objects.select_related("project", "repository", "cluster")
+    if sync:
+        apps = apps.filter(sync_status__iexact=sync)
+    if health:
+        apps = apps.filter(health_status__iexact=health)
+    if project:
+        apps = apps.filter(project__name=project)
+    if search:
+        apps = apps.filter(Q(name__icontains=search) | Q(repository__url__icontains=search)
+                           | Q(namespace__icontains=search) | Q(path__icontains=search))
+    return apps
+
+
+def create_application(**fields) -> Application:
+    """Save a new application the project allows, and refresh it soon."""
+    app = Application(**fields)
+    check_project_allows(app)
+    app.save()
+    schedule_refresh(app)
+    return app
+
+
+def update_application(app: Application, **fields) -> Application:
+    """Change an application's spec. Its name is how the cluster's objects are tracked, so it
+    cannot change; the result must still be allowed by its project."""
+    if "name" in fields and fields["name"] != app.name:
+        raise ApplicationError("an application cannot be renamed (its resources are tracked by name)")
+    for name, value in fields.items():
+        setattr(app, name, value)
+    check_project_allows(app)
+    app.save()
+    schedule_refresh(app)
+    return app
+
+
+def delete_application(app: Application) -> None:
+    """Forget the application (its resources stay in the cluster); not while an operation runs."""
+    if app.operations.filter(phase__in=Operation.ACTIVE).exists():
+        raise OperationInProgress(f"{app.name} has an operation running; terminate it first")
+    app.delete()
 
 
 # --- validation --------------------------------------------------------------------------------
@@ -83,7 +133,7 @@ def terminate(op: Operation) -> Operation:
     elif op.phase == Operation.Phase.RUNNING:
         Operation.objects.filter(pk=op.pk).update(terminate_requested=True)
     else:
-        raise ApplicationError(f"operation {op.pk} is already {op.phase}")
+        raise OperationFinished(f"operation {op.pk} is already {op.phase}")
     op.refresh_from_db()
     return op
 
@@ -100,9 +150,10 @@ def rollback(app: Application, entry: HistoryEntry, user=None, *, mode: str = "p
     if entry.application_id != app.pk:
         raise ApplicationError("that history entry belongs to another application")
     if mode == "pin":
-        Application.objects.filter(pk=app.pk).update(pinned_revision=entry.sha, automated=False)
-        app.pinned_revision, app.automated = entry.sha, False
-        return request_sync(app, user, revision=entry.sha, kind=Operation.Kind.ROLLBACK)
+        with transaction.atomic():  # no pin without its operation (OperationInProgress)
+            Application.objects.filter(pk=app.pk).update(pinned_revision=entry.sha, automated=False)
+            app.pinned_revision, app.automated = entry.sha, False
+            return request_sync(app, user, revision=entry.sha, kind=Operation.Kind.ROLLBACK)
     if mode == "git":
         branch = tracked_branch(app)
         author = _author(user)
@@ -152,27 +203,41 @@ def _is_sha(revision: str) -> bool:
 
 
 # --- refresh -----------------------------------------------------------------------------------
-def _refresh_flag(app_id: int) -> str:
-    return f"gitops-ui:refresh-queued:{app_id}"
+def _refresh_flag(app_name: str) -> str:
+    return f"gitops-ui:refresh-queued:{app_name}"
 
 
 def schedule_refresh(app: Application) -> None:
-    """Refresh soon, in a worker; requests made while one is still queued are merged."""
+    schedule_refresh_by_name(app.name)
+
+
+def schedule_refresh_by_name(app_name: str) -> None:
+    """Refresh soon, in a worker; requests made while one is still queued are merged.
+
+    Takes a name so watch threads can call it without touching the database.
+    """
     connection = django_rq.get_connection(SYNC_QUEUE)
-    if connection.set(_refresh_flag(app.pk), 1, nx=True, ex=120):
-        django_rq.get_queue(SYNC_QUEUE).enqueue(jobs.refresh, app.pk)
+    if connection.set(_refresh_flag(app_name), 1, nx=True, ex=120):
+        django_rq.get_queue(SYNC_QUEUE).enqueue(jobs.refresh, app_name)
 
 
 def refresh_now(app: Application) -> Operation | None:
     """Refresh in this process; an automated sync it calls for runs right away too."""
     # Cleared first: a push arriving during this refresh must schedule another one.
-    django_rq.get_connection(SYNC_QUEUE).delete(_refresh_flag(app.pk))
+    django_rq.get_connection(SYNC_QUEUE).delete(_refresh_flag(app.name))
     op = reconcile.refresh(app)
     if op:
         from . import operations
 
         operations.run(op.pk)
     return op
+
+
+def compare_now(app: Application) -> Application:
+    """Refresh in this process without starting an automated sync: the app's status and
+    per-resource differences, fresh (used by `app_diff`)."""
+    reconcile.refresh(app, auto_sync=False)
+    return app
 
 
 def refresh_due() -> int:

@@ -9,7 +9,11 @@ from apps.core import jobs
 
 @api_view(["GET"])
 def api_root(request, format=None):
-    return Response({"heartbeat": reverse("api-heartbeat", request=request, format=format)})
+    names = {"clusters": "cluster-list", "repositories": "repository-list",
+             "projects": "project-list", "applications": "application-list",
+             "operations": "operation-list", "webhook": "webhook-git", "heartbeat": "api-heartbeat"}
+    return Response({key: reverse(name, request=request, format=format)
+                     for key, name in names.items()})
 
 
 @api_view(["POST"])
