@@ -42,11 +42,11 @@ class Desired:
 
 # --- rendering ---------------------------------------------------------------------------------
 def render_tools() -> RenderTools:
-    """kustomize and helm from GITOPS_UI_TOOLS_BIN, PATH, or the stack's Go-built cache."""
+    """kustomize and helm from GITOPS_UI_TOOLS_BIN, the Go-built cache of tools/cluster, or PATH."""
     found = {}
-    folders = [os.environ.get("GITOPS_UI_TOOLS_BIN", "")]
-    folders += sorted(glob.glob(str(Path.home() / ".cache/gitops-ui/cluster-*/bin")),
-                      key=os.path.getmtime, reverse=True)
+    cache = os.environ.get("GITOPS_UI_CACHE") or str(Path.home() / ".cache/gitops-ui")
+    folders = [os.environ.get("GITOPS_UI_TOOLS_BIN", ""), os.environ.get("GITOPS_UI_CLUSTER_BIN", "")]
+    folders += sorted(glob.glob(f"{cache}/cluster-*/bin"), key=os.path.getmtime, reverse=True)
     for tool in ("kustomize", "helm"):
         for folder in folders:
             if folder and os.access(Path(folder) / tool, os.X_OK):

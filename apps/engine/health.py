@@ -26,9 +26,10 @@ Rules read only the object itself (a Deployment's health comes from its status, 
 * HorizontalPodAutoscaler (v2 conditions, or v1's conditions annotation); APIService (Available)
 
 Any other kind is Healthy unless it carries a standard status: a status.observedGeneration
-behind metadata.generation is Progressing (no observedGeneration at all is not judged); a Ready or Available condition that is False is Progressing
-when its reason reads like work under way and Degraded otherwise; kstatus' Stalled=True is
-Degraded and Reconciling=True is Progressing.
+behind metadata.generation is Progressing (no observedGeneration at all is not judged); a Ready
+or Available condition that is False is Progressing when its reason reads like work under way
+and Degraded otherwise (Unknown is Progressing); kstatus' Stalled=True is Degraded and
+Reconciling=True is Progressing.
 """
 from __future__ import annotations
 

@@ -248,12 +248,31 @@ class SyncOperation:
             raise SyncFailed(f"{result.key.kind} {result.key.name}: {exc}") from None
 
     def _write(self, task: _Task, dry_run: bool) -> dict:
+        if not dry_run:
+            self._wait_until_served(task.obj)
         obj = task.obj
         if "Replace=true" in sync_options(obj) or self.options.replace:
             return self.cluster.replace(obj, FIELD_MANAGER, dry_run=dry_run)
         if task.action == "hook" and not obj["metadata"].get("name"):
             return self.cluster.create(obj, FIELD_MANAGER, dry_run=dry_run)
         return self.cluster.apply(obj, FIELD_MANAGER, dry_run=dry_run)
+
+    def _wait_until_served(self, obj: dict) -> None:
+        """A custom resource whose CRD this sync just created: wait for the API to serve it."""
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                self.cluster.resource_for(obj["apiVersion"], obj["kind"])
+                return
+            except ResourceError:
+                defined_here = any(
+                    r.desired and r.key.kind == "CustomResourceDefinition"
+                    and r.desired.get("spec", {}).get("names", {}).get("kind") == obj["kind"]
+                    for r in self.comparison.resources)
+                if not defined_here or time.monotonic() > deadline:
+                    raise
+            self._check_terminate()
+            time.sleep(self.options.poll_interval)
 
     # --- hooks --------------------------------------------------------------------------------
     def _start_hook(self, task: _Task) -> None:

@@ -469,3 +469,37 @@ def test_automated_sync_does_not_loop_on_a_failed_revision(repo, make_app, setti
     automated = app.operations.filter(automated=True)
     assert automated.count() == 2  # the first try and one retry, then it stops
     assert set(automated.values_list("phase", flat=True)) == {"Failed"}
+
+
+# --- live updates ------------------------------------------------------------------------------
+def test_sync_progress_reaches_the_application_websocket(repo, make_app, admin_user):
+    from asgiref.sync import async_to_sync, sync_to_async
+    from channels.routing import URLRouter
+    from channels.testing import WebsocketCommunicator
+
+    from gitops_ui.routing import websocket_urlpatterns
+
+    repo.push({"cfg.yaml": configmap("cfg")})
+    app = make_app(repo)
+
+    async def scenario():
+        communicator = WebsocketCommunicator(URLRouter(websocket_urlpatterns),
+                                             f"/ws/applications/{app.name}/")
+        communicator.scope["user"] = admin_user
+        connected, _ = await communicator.connect()
+        assert connected
+        try:
+            await sync_to_async(lambda: sync_and_wait(refreshed(app)))()
+            events = []
+            # (A receive that times out cancels the consumer, so read until the last expected one.)
+            while not any(e["type"] == "application.status" and e["sync"] == "Synced"
+                          for e in events):
+                events.append(await communicator.receive_json_from(timeout=10))
+            return events
+        finally:
+            await communicator.disconnect()
+
+    events = async_to_sync(scenario)()
+    kinds = [(e["type"], e.get("phase") or e.get("sync")) for e in events]
+    assert ("operation", "Running") in kinds and ("operation", "Succeeded") in kinds
+    assert ("application.status", "Synced") in kinds

@@ -404,7 +404,8 @@ JOB_FAILED = {"startTime": "2026-11-26T21:39:28Z", "failed": 7, "terminating": 0
     ({"status": JOB_RUNNING}, PROGRESSING, "1 active, 0 of 1 succeeded"),
     ({"status": {}}, PROGRESSING, "0 active"),
     ({"status": JOB_FAILED}, DEGRADED, "backoff limit"),
-    ({"status": {"conditions": JOB_FAILED["conditions"][:1]}}, DEGRADED, "backoff limit"),  # FailureTarget is set before the last pods finish
+    # FailureTarget is set before the last pods finish, Failed only after
+    ({"status": {"conditions": JOB_FAILED["conditions"][:1]}}, DEGRADED, "backoff limit"),
     ({"spec.suspend": True, "status": {"conditions": [
         cond("Suspended", "True", "JobSuspended", "Job suspended")]}}, SUSPENDED, "suspended"),
     ({"spec.suspend": True}, HEALTHY, ""),  # suspending a finished Job changes nothing
@@ -732,7 +733,8 @@ def test_statefulset_rolls_out_and_partitions(k8s, ns):
     # partition 2: only ordinal 2 moves; that is a finished (partitioned) rollout
     check(new_image("nginx:1.29", partition=2), PROGRESSING)
     obj = poll(read, lambda o: o["status"].get("observedGeneration") == 3
-               and o["status"].get("updatedReplicas") == 1 and o["status"].get("readyReplicas") == 3)
+               and o["status"].get("updatedReplicas") == 1
+               and o["status"].get("readyReplicas") == 3)
     assert obj["status"]["currentRevision"] != obj["status"]["updateRevision"]
     check(obj, HEALTHY, "partitioned rollout complete")
 

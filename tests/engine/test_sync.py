@@ -223,3 +223,37 @@ def test_unreachable_cluster_raises_cluster_error(kube):
         Comparator(dead, LiveStateCache(dead)).compare("x", [configmap("c")], namespace="x")
     assert "cannot reach" in str(info.value)
     assert "secret-token-value" not in str(info.value)
+
+
+def test_crd_and_its_custom_resources_sync_together(cluster, comparator, app_name):
+    crd = {"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+           "metadata": {"name": f"widgets.{app_name}.example.com"},
+           "spec": {"group": f"{app_name}.example.com", "scope": "Namespaced",
+                    "names": {"plural": "widgets", "singular": "widget", "kind": "Widget"},
+                    "versions": [{"name": "v1", "served": True, "storage": True, "schema": {
+                        "openAPIV3Schema": {"type": "object", "properties": {"spec": {
+                            "type": "object", "properties": {"size": {"type": "integer"}}}}}}}]}}
+    widget = {"apiVersion": f"{app_name}.example.com/v1", "kind": "Widget",
+              "metadata": {"name": "w1"}, "spec": {"size": 3}}
+    comparison = comparator.compare(app_name, [widget, crd], namespace=app_name)
+    assert comparison.errors == []  # the CRD in the same set defines the kind
+    _, result = sync(cluster, comparator, app_name, [widget, crd])
+    assert result.phase == "Succeeded", result.message
+    live = cluster.get(cluster.resource_for(widget["apiVersion"], "Widget"), app_name, "w1")
+    assert live["spec"]["size"] == 3
+    after = eventually(lambda: comparator.compare(app_name, [widget, crd], namespace=app_name),
+                       lambda c: c.sync == "Synced")
+    assert after.sync == "Synced", [(str(r.key), r.differences) for r in after.out_of_sync()]
+
+
+def test_sync_fail_hook_runs_when_the_sync_fails(cluster, comparator, app_name):
+    failing = job("migrate", {"argocd.argoproj.io/hook": "PreSync"},
+                  node_selector={"no-such-node": "x"}, deadline=2)
+    on_fail = configmap("sync-failed", {"argocd.argoproj.io/hook": "SyncFail"})
+    comparison = comparator.compare(app_name, [failing, on_fail], namespace=app_name)
+    result = SyncOperation(cluster, app_name, comparison, app_name,
+                           SyncOptions(create_namespace=True, health_timeout=60)).run()
+    assert result.phase == "Failed"
+    assert cluster.get(cluster.resource_for("v1", "ConfigMap"), app_name, "sync-failed") is not None
+    assert {r.key.name: r.status for r in result.resources if r.phase == "SyncFail"} == \
+        {"sync-failed": "Succeeded"}

@@ -125,6 +125,9 @@ class ControlPlane(Component):
         kwok = ManagedProcess("kwok", [
             self.bin / "kwok", "--kubeconfig", kc, "--config", self.bin.parent / "kwok-stages.yaml",
             "--manage-all-nodes=false",
+            # The "fast" stages expect KWOK to renew node Leases; without them the node
+            # controller marks every node NotReady about once a minute.
+            "--node-lease-duration-seconds", "40",
             f"--manage-nodes-with-annotation-selector={NODE_ANNOTATION}=fake",
             "--server-address", f"127.0.0.1:{free_port()}"], self.log_dir)
         for proc in (cm, scheduler, kwok):

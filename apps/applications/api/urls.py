@@ -1,9 +1,9 @@
 from django.urls import path
-from rest_framework.routers import SimpleRouter
+from apps.core.api.routers import Router
 
 from .views import ApplicationViewSet, GitWebhookView, OperationViewSet, ProjectViewSet
 
-router = SimpleRouter(trailing_slash="/?")
+router = Router()
 router.register("projects", ProjectViewSet, basename="project")
 router.register("applications", ApplicationViewSet, basename="application")
 router.register("operations", OperationViewSet, basename="operation")

@@ -1,7 +1,7 @@
-from rest_framework.routers import SimpleRouter
+from apps.core.api.routers import Router
 
 from .views import RepositoryViewSet
 
-router = SimpleRouter(trailing_slash="/?")
+router = Router()
 router.register("repositories", RepositoryViewSet, basename="repository")
 urlpatterns = router.urls
