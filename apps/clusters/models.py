@@ -1,4 +1,4 @@
-from django.core.validators import RegexValidator
+from django.core.validators import RegexValidator, URLValidator
 from django.db import models
 
 from apps.core.fields import EncryptedTextField
@@ -17,7 +17,8 @@ class Cluster(models.Model):
 
     name = models.CharField(max_length=63, unique=True, validators=[dns_label])
     auth = models.CharField(max_length=16, choices=Auth.choices, default=Auth.TOKEN)
-    server = models.URLField(blank=True, help_text="API server URL, e.g. https://10.0.0.1:6443")
+    server = models.CharField(max_length=500, blank=True, validators=[URLValidator(["https", "http"])],
+                              help_text="API server URL, e.g. https://10.0.0.1:6443")
     token = EncryptedTextField(blank=True)
     kubeconfig = EncryptedTextField(blank=True)
     ca_data = models.TextField(blank=True, help_text="PEM of the API server's CA")

@@ -181,11 +181,16 @@ class SyncOperation:
                               if t.result.key.kind == "Namespace" and t.action != "prune"}
         created_kinds = {(t.obj["spec"]["group"], t.obj["spec"]["names"]["kind"]) for t in tasks
                          if t.result.key.kind == "CustomResourceDefinition" and t.action == "apply"}
+        # The comparison just ran the same dry run for each resource it could; only the rest
+        # (hooks, objects whose namespace or CRD did not exist then) are checked here.
+        checked = {s.key for s in self.comparison.resources if s.predicted is not None}
         failures = []
         for task in sorted(tasks, key=lambda t: t.order):
             if task.action not in ("apply", "hook"):
                 continue
             key = task.result.key
+            if task.action == "apply" and key in checked and not self.options.replace:
+                continue
             if key.namespace in created_namespaces or (key.group, key.kind) in created_kinds:
                 continue  # cannot be checked before its namespace or CRD exists
             if "SkipDryRunOnMissingResource=true" in sync_options(task.obj):

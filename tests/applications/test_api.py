@@ -65,7 +65,8 @@ def test_cluster_secrets_are_write_only_and_encrypted(admin_client):
     assert "token" not in body and "kubeconfig" not in body
     assert body["has_token"] and body["has_kubeconfig"]
     pk = body["id"]
-    for response in (admin_client.get("/api/clusters/"), admin_client.get(f"/api/clusters/{pk}")):
+    for response in (admin_client.get("/api/clusters/"), admin_client.get(f"/api/clusters/{pk}"),
+                     admin_client.get(f"/api/clusters/{pk}", HTTP_ACCEPT="text/html")):
         assert response.status_code == 200
         assert_no_secret(response)
     updated = admin_client.patch(f"/api/clusters/{pk}", {"insecure": True},
@@ -101,6 +102,7 @@ def test_repository_secrets_are_write_only_and_encrypted(admin_client):
     assert created.json()["has_password"] and created.json()["has_webhook_secret"]
     for response in (admin_client.get("/api/repositories/"),
                      admin_client.get(f"/api/repositories/{pk}"),
+                     admin_client.get(f"/api/repositories/{pk}", HTTP_ACCEPT="text/html"),
                      admin_client.put(f"/api/repositories/{pk}", {
                          "url": "https://gitlab.example.com/team/other.git", "username": "bot2"},
                          content_type="application/json")):

@@ -19,7 +19,7 @@ class Migration(migrations.Migration):
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
                 ('name', models.CharField(max_length=63, unique=True, validators=[django.core.validators.RegexValidator('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$', "lower-case letters, digits and '-', starting and ending with a letter or digit")])),
                 ('auth', models.CharField(choices=[('token', 'API URL and bearer token'), ('kubeconfig', 'kubeconfig'), ('in-cluster', 'the cluster GitOps UI runs in (service account)')], default='token', max_length=16)),
-                ('server', models.URLField(blank=True, help_text='API server URL, e.g. https://10.0.0.1:6443')),
+                ('server', models.CharField(blank=True, max_length=500, validators=[django.core.validators.URLValidator(['https', 'http'])], help_text='API server URL, e.g. https://10.0.0.1:6443')),
                 ('token', apps.core.fields.EncryptedTextField(blank=True)),
                 ('kubeconfig', apps.core.fields.EncryptedTextField(blank=True)),
                 ('ca_data', models.TextField(blank=True, help_text="PEM of the API server's CA")),

@@ -1,0 +1,110 @@
+"""The table printed at the end of a run, and the JSON file in bench-results/."""
+from __future__ import annotations
+
+import json
+from datetime import date
+from pathlib import Path
+
+from .system import PROJECT_DIR
+
+RESULTS_DIR = PROJECT_DIR / "bench-results"
+
+
+def results_stem() -> Path:
+    """bench-results/<date>, or <date>-2, -3… when a run of the same day is already there."""
+    RESULTS_DIR.mkdir(exist_ok=True)
+    day = date.today().isoformat()
+    stem, n = RESULTS_DIR / day, 1
+    while stem.with_suffix(".json").exists():
+        n += 1
+        stem = RESULTS_DIR / f"{day}-{n}"
+    return stem
+
+
+def write_json(stem: Path, data: dict) -> Path:
+    path = stem.with_suffix(".json")
+    path.write_text(json.dumps(data, indent=2, default=str) + "\n")
+    return path
+
+
+def _s(value, unit="s", digits=2):
+    if value is None:
+        return "–"
+    return f"{value:.{digits}f} {unit}".strip()
+
+
+def rows(data: dict) -> list[tuple[str, str, str]]:
+    r = data.get("results", {})
+    out = []
+    for key in ("latency_alone", "latency_with_apps"):
+        lat = r.get(key)
+        if not lat:
+            continue
+        a = lat["applied_s"]
+        out.append((f"webhook → applied, {lat['apps_in_repo']} app(s) in the repo",
+                    f"p50 {_s(a['p50'], digits=3)}, p95 {_s(a['p95'], digits=3)}, "
+                    f"max {_s(a['max'], digits=3)} (n={a['n']}, timeouts {lat['timeouts']})",
+                    "p50 ≤ 0.5 s, p95 ≤ 1 s (N=300)"))
+        out.append((f"  … all refreshes done after push ({lat['apps_in_repo']} apps)",
+                    f"p50 {_s(lat['drained_s']['p50'])}; launcher "
+                    f"{_s(lat['launcher_cpu_s_per_push']['p50'], 'CPU-s')} per push (p50)",
+                    "work for the changed app only"))
+    fs = r.get("first_sync")
+    if fs:
+        out.append((f"first sync, {fs['apps']} apps × 10",
+                    f"{_s(fs['all_synced_healthy_s'], digits=1)} wall; launcher "
+                    f"{_s(fs['cpu_s_until_synced']['launcher'], 'CPU-s', 1)} (until idle "
+                    f"{_s(fs['cpu_s_until_idle']['launcher'], 'CPU-s', 1)}); API server "
+                    f"{_s(fs['cpu_s_until_synced'].get('kube-apiserver'), 'CPU-s', 1)}",
+                    "≤ 33 s wall, ≤ 30 CPU-s (N=100)"))
+    rf = r.get("refresh")
+    if rf:
+        m, w = rf["measured"], rf["warm_up"]
+        out.append((f"no-change refresh, {rf['apps']} apps (refresh_many)",
+                    f"{_s(m['ms_per_app'], 'ms')} per app ({_s(m['wall_s'], digits=2)} wall), "
+                    f"{m['lists']} LIST, {m['http_total']} HTTP, {m['sql_queries']} SQL, "
+                    f"git {sum(m['git'].values())}",
+                    "≤ 10 ms per app, 0 LIST"))
+        out.append(("  … first pass (cold memo, lists + dry runs)",
+                    f"{_s(w['ms_per_app'], 'ms')} per app, {w['lists']} LIST, {w['http_total']} HTTP",
+                    "(for reference)"))
+    big = r.get("big_app")
+    if big:
+        out.append((f"first sync, one app × {big['configmaps']} ConfigMaps",
+                    f"{_s(big['operation_s'], digits=1)} operation, "
+                    f"{_s(big['total_with_refresh_s'], digits=1)} incl. refresh after "
+                    f"({big['phase']}, {big['objects_in_cluster']} in cluster)", "≤ 60 s"))
+    prof = r.get("profile_first_sync")
+    if prof:
+        out.append((f"first sync in-process, 10 resources (profiled, {prof['apps']} apps)",
+                    f"{_s(prof['s_per_app'], digits=2)} per app, {prof['http_total']} HTTP "
+                    f"({prof['http_total'] // max(prof['apps'], 1)} per app)", "(for reference)"))
+    mem = r.get("memory", {})
+    if mem.get("probe"):
+        p = mem["probe"]
+        out.append((f"peak RSS, process with watch cache of {p['cache_objects']} objects",
+                    f"VmHWM {_s(p['after']['vmhwm_mib'], 'MiB', 0)}, now "
+                    f"{_s(p['after']['vmrss_mib'], 'MiB', 0)} (Django alone "
+                    f"{_s(p['after_django_setup']['vmrss_mib'], 'MiB', 0)})", "≤ 300 MB"))
+    if mem.get("launcher_at_rest"):
+        lr = mem["launcher_at_rest"]
+        parts = ", ".join(f"{p['cmd']} {p['rss_mib']:.0f}" for p in lr["processes"])
+        out.append(("RSS of the launcher's processes at rest",
+                    f"{_s(lr['total_mib'], 'MiB', 0)} ({parts})", "≤ 250 MiB in all"))
+    if mem.get("bench_process"):
+        b = mem["bench_process"]
+        out.append(("peak RSS of this bench process",
+                    f"VmHWM {_s(b['vmhwm_mib'], 'MiB', 0)} (cache {b.get('cache_objects', '?')} "
+                    f"objects)", "(for reference)"))
+    return out
+
+
+def table(data: dict) -> str:
+    body = rows(data)
+    if not body:
+        return "(no results)"
+    widths = [max(len(row[i]) for row in body + [("Figure", "Measured", "Target")]) for i in range(3)]
+    line = lambda cells: " | ".join(c.ljust(w) for c, w in zip(cells, widths))  # noqa: E731
+    out = [line(("Figure", "Measured", "Target")), "-+-".join("-" * w for w in widths)]
+    out += [line(row) for row in body]
+    return "\n".join(out)
