@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import fnmatch
+import hmac
+import zlib
 from datetime import timedelta
 
 import django_rq
@@ -241,15 +243,24 @@ def compare_now(app: Application) -> Application:
 
 
 def refresh_due() -> int:
-    """Refresh every application whose last refresh is older than the interval."""
-    cutoff = timezone.now() - timedelta(seconds=settings.GITOPS_UI_REFRESH_INTERVAL)
-    apps = list(Application.objects.select_related("repository", "cluster", "project")
-                .filter(reconciled_at__isnull=True) |
-                Application.objects.select_related("repository", "cluster", "project")
-                .filter(reconciled_at__lt=cutoff))
+    """Refresh every application whose last refresh is older than its interval.
+
+    Each app gets a stable extra delay of up to a tenth of the interval, so apps created together
+    drift apart instead of being refreshed in one burst forever.
+    """
+    interval = settings.GITOPS_UI_REFRESH_INTERVAL
+    now = timezone.now()
+    candidates = Application.objects.select_related("repository", "cluster", "project").filter(
+        Q(reconciled_at__isnull=True) | Q(reconciled_at__lt=now - timedelta(seconds=interval)))
+    apps = [a for a in candidates if a.reconciled_at is None or
+            a.reconciled_at + timedelta(seconds=interval * (1 + _jitter(a.name))) <= now]
     for op in reconcile.refresh_many(apps):
         enqueue_operation(op)
     return len(apps)
+
+
+def _jitter(name: str) -> float:
+    return zlib.crc32(name.encode()) % 1000 / 10000  # 0 to 0.1, the same for an app every time
 
 
 def handle_push(url: str, token: str | None) -> list[Application]:
@@ -261,14 +272,19 @@ def handle_push(url: str, token: str | None) -> list[Application]:
     repos = repositories.find_by_url(url)
     for repo in repos:
         expected = repo.webhook_secret or settings.GITOPS_UI_WEBHOOK_SECRET
-        if expected and token != expected:
+        if expected and not _same_secret(token, expected):
             raise NotPermitted("the webhook token does not match")
-    if not repos and settings.GITOPS_UI_WEBHOOK_SECRET and token != settings.GITOPS_UI_WEBHOOK_SECRET:
+    if (not repos and settings.GITOPS_UI_WEBHOOK_SECRET
+            and not _same_secret(token, settings.GITOPS_UI_WEBHOOK_SECRET)):
         raise NotPermitted("the webhook token does not match")
     apps = list(Application.objects.filter(repository__in=repos))
     for app in apps:
         schedule_refresh(app)
     return apps
+
+
+def _same_secret(given: str | None, expected: str) -> bool:
+    return hmac.compare_digest((given or "").encode(), expected.encode())  # constant time
 
 
 def reap_stale_operations() -> int:

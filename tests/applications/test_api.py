@@ -461,3 +461,13 @@ def test_admin_refuses_an_application_its_project_does_not_allow(admin_client, w
     assert response.status_code == 200  # the form again, with the error
     assert b"does not allow repository" in response.content
     assert not Application.objects.filter(name="cart").exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_global_webhook_secret_guards_unknown_repositories(client, world, sync_queue, settings):
+    settings.GITOPS_UI_WEBHOOK_SECRET = "global-hook-secret"
+    unknown = gitlab_push("https://gitlab.example.com/team/nobody.git")
+    assert post_hook(client, unknown, token="guess").status_code == 403
+    assert post_hook(client, unknown, token="global-hook-secret").json() == {"applications": []}
+    # a repository's own secret takes precedence over the global one
+    assert post_hook(client, gitlab_push(), token="global-hook-secret").status_code == 403

@@ -417,6 +417,15 @@ def test_one_bad_app_does_not_stop_the_others(repo, make_app, git_server, tmp_pa
     assert good.sync_status == "OutOfSync" and good.conditions == []
     assert broken.conditions[0]["type"] == "ComparisonError"
 
+    # Refreshed just now: not due again until the interval (plus the app's jitter) has passed.
+    from datetime import timedelta
+
+    from django.conf import settings
+    assert services.refresh_due() == 0
+    Application.objects.filter(pk=good.pk).update(
+        reconciled_at=good.reconciled_at - timedelta(seconds=settings.GITOPS_UI_REFRESH_INTERVAL * 1.11))
+    assert services.refresh_due() == 1
+
 
 # --- operations --------------------------------------------------------------------------------
 def test_one_operation_at_a_time_and_terminate(repo, make_app, settings):
