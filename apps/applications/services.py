@@ -218,9 +218,13 @@ def schedule_refresh_by_name(app_name: str) -> None:
 
     Takes a name so watch threads can call it without touching the database.
     """
-    connection = django_rq.get_connection(SYNC_QUEUE)
-    if connection.set(_refresh_flag(app_name), 1, nx=True, ex=120):
-        django_rq.get_queue(SYNC_QUEUE).enqueue(jobs.refresh, app_name)
+    def queue_it():
+        connection = django_rq.get_connection(SYNC_QUEUE)
+        if connection.set(_refresh_flag(app_name), 1, nx=True, ex=120):
+            django_rq.get_queue(SYNC_QUEUE).enqueue(jobs.refresh, app_name)
+
+    # After commit (at once outside a transaction): a rolled-back request queues nothing.
+    transaction.on_commit(queue_it)
 
 
 def refresh_now(app: Application) -> Operation | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import glob
 import os
 import pwd
+import subprocess
 from pathlib import Path
 
 from . import Component
@@ -39,7 +40,10 @@ class Postgres(Component):
             "-k", self.workdir, "-c", "fsync=off", "-c", "synchronous_commit=off",
             "-c", "full_page_writes=off", "-c", "max_connections=200"], self.log_dir)
         self.processes.append(proc.start())
-        proc.wait_until(lambda: port_open(self.port), 30, "PostgreSQL listening")
+        # The port opens before recovery ends; pg_isready says when connections are accepted.
+        proc.wait_until(lambda: port_open(self.port) and subprocess.run(
+            [f"{bindir}/pg_isready", "-q", "-h", "127.0.0.1", "-p", str(self.port)]).returncode == 0,
+            30, "PostgreSQL accepting connections")
         run([f"{bindir}/createdb", "-h", "127.0.0.1", "-p", self.port, "-U", self.user,
              self.database], "createdb", env={**os.environ, "PGPASSWORD": self.password})
 
