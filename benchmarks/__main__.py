@@ -101,6 +101,9 @@ def main(argv: list[str]) -> int:
             log("stopping the launcher (in-process measurements follow)")
             system.stop_launcher()
 
+        if "profile" in sel and (ctx.bg_names or "latency" in sel):
+            changed = scenarios.LATENCY_APP if "latency" in sel else ctx.bg_names[0]
+            results["profile_push_refresh"] = scenarios.profile_push_refresh(ctx, changed)
         if "big-app" in sel:
             results["big_app"] = scenarios.big_app(ctx, args.big)
         if "profile" in sel:

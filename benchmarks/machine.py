@@ -100,20 +100,37 @@ def cmd_name(pid: int) -> str:
     return Path(argv[0]).name if argv else "?"
 
 
+def pss_kb(pid: int | str) -> int:
+    """Proportional set size: shared pages (libpython, .so files) split between their users."""
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1])
+    except (FileNotFoundError, PermissionError, ProcessLookupError):
+        pass
+    return 0
+
+
 def tree_rss(root: int) -> dict:
-    """Resident memory of every process of the tree (MiB), and the total."""
+    """Resident (VmRSS) and proportional (Pss) memory of every process of the tree, MiB."""
     rows = []
     for pid in tree(root):
         kb = status_kb(pid, "VmRSS")
         if kb:
-            rows.append({"pid": pid, "cmd": cmd_name(pid), "rss_mib": round(kb / 1024, 1)})
-    return {"total_mib": round(sum(r["rss_mib"] for r in rows), 1), "processes": rows}
+            rows.append({"pid": pid, "cmd": cmd_name(pid), "rss_mib": round(kb / 1024, 1),
+                         "pss_mib": round(pss_kb(pid) / 1024, 1)})
+    return {"total_mib": round(sum(r["rss_mib"] for r in rows), 1),
+            "total_pss_mib": round(sum(r["pss_mib"] for r in rows), 1), "processes": rows}
 
 
 def own_memory() -> dict:
+    """VmRSS and its peak VmHWM; ru_maxrss too, but note that Linux carries it over execve from
+    the process that forked us (a child of a 200 MB process starts at 200 MB), so for a
+    subprocess VmHWM is the figure to read."""
     return {"vmrss_mib": round(status_kb("self", "VmRSS") / 1024, 1),
             "vmhwm_mib": round(status_kb("self", "VmHWM") / 1024, 1),
-            "maxrss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
+            "pss_mib": round(pss_kb("self") / 1024, 1),
+            "ru_maxrss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
 
 
 class Stopwatch:

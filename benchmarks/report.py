@@ -45,6 +45,9 @@ def rows(data: dict) -> list[tuple[str, str, str]]:
                     f"p50 {_s(a['p50'], digits=3)}, p95 {_s(a['p95'], digits=3)}, "
                     f"max {_s(a['max'], digits=3)} (n={a['n']}, timeouts {lat['timeouts']})",
                     "p50 ≤ 0.5 s, p95 ≤ 1 s (N=300)"))
+        out.append((f"  … webhook answer; changed app's place in the queue",
+                    f"p50 {_s(lat['webhook_response_s']['p50'], digits=3)}; "
+                    f"{lat.get('queue_position')} of {lat['apps_in_repo']}", ""))
         out.append((f"  … all refreshes done after push ({lat['apps_in_repo']} apps)",
                     f"p50 {_s(lat['drained_s']['p50'])}; launcher "
                     f"{_s(lat['launcher_cpu_s_per_push']['p50'], 'CPU-s')} per push (p50)",
@@ -74,6 +77,13 @@ def rows(data: dict) -> list[tuple[str, str, str]]:
                     f"{_s(big['operation_s'], digits=1)} operation, "
                     f"{_s(big['total_with_refresh_s'], digits=1)} incl. refresh after "
                     f"({big['phase']}, {big['objects_in_cluster']} in cluster)", "≤ 60 s"))
+    pr = r.get("profile_push_refresh")
+    if pr:
+        out.append((f"one push: refresh of all {pr['apps']} apps in-process (profiled)",
+                    f"{_s(pr['wall_s'], digits=2)}; unchanged app "
+                    f"{_s(pr['ms_per_unchanged_app']['p50'], 'ms', 1)} each (p50); "
+                    f"git {sum(pr['git'].values())} ({', '.join(f'{k} {v}' for k, v in pr['git'].items())})",
+                    "only the changed app"))
     prof = r.get("profile_first_sync")
     if prof:
         out.append((f"first sync in-process, 10 resources (profiled, {prof['apps']} apps)",
@@ -88,9 +98,10 @@ def rows(data: dict) -> list[tuple[str, str, str]]:
                     f"{_s(p['after_django_setup']['vmrss_mib'], 'MiB', 0)})", "≤ 300 MB"))
     if mem.get("launcher_at_rest"):
         lr = mem["launcher_at_rest"]
-        parts = ", ".join(f"{p['cmd']} {p['rss_mib']:.0f}" for p in lr["processes"])
+        parts = ", ".join(f"{p['cmd'].split()[-1].split('.')[-1]} {p['rss_mib']:.0f}" for p in lr["processes"])
         out.append(("RSS of the launcher's processes at rest",
-                    f"{_s(lr['total_mib'], 'MiB', 0)} ({parts})", "≤ 250 MiB in all"))
+                    f"{_s(lr['total_mib'], 'MiB', 0)} RSS, {_s(lr.get('total_pss_mib'), 'MiB', 0)} PSS "
+                    f"({parts})", "≤ 250 MiB in all"))
     if mem.get("bench_process"):
         b = mem["bench_process"]
         out.append(("peak RSS of this bench process",

@@ -262,7 +262,9 @@ def latency(ctx: Context, label: str, pushes: int) -> dict:
         hook_s = time.perf_counter() - t0
         if response.status_code != 202:
             raise RuntimeError(f"webhook answered {response.status_code}: {response.text[:300]}")
-        refreshed = len(response.json().get("applications", []))
+        names = response.json().get("applications", [])
+        refreshed = len(names)
+        position = names.index(LATENCY_APP) + 1 if LATENCY_APP in names else None
         applied = None
         while time.perf_counter() - t0 < 120:
             obj = engine.get(configmaps, LATENCY_APP, "cfg-0")
@@ -274,12 +276,14 @@ def latency(ctx: Context, label: str, pushes: int) -> dict:
         cpu = cpu_delta(cpu0, ctx.system.cpu())
         samples.append({"applied_s": applied, "webhook_response_s": round(hook_s, 4),
                         "push_s": round(push_s, 3), "apps_refreshed": refreshed,
+                        "queue_position": position,
                         "drained_s": round(drained, 3), "cpu_s": cpu})
         log(f"{label} push {i}/{pushes}: applied in "
             f"{'TIMEOUT' if applied is None else f'{applied:.3f} s'}, "
             f"queue drained after {drained:.2f} s, launcher {cpu['launcher']:.2f} CPU-s")
     ok = [s["applied_s"] for s in samples if s["applied_s"] is not None]
     return {"apps_in_repo": samples[0]["apps_refreshed"] if samples else 0,
+            "queue_position": samples[0]["queue_position"] if samples else None,
             "applied_s": summary(ok), "timeouts": len(samples) - len(ok),
             "drained_s": summary([s["drained_s"] for s in samples]),
             "launcher_cpu_s_per_push": summary([s["cpu_s"]["launcher"] for s in samples]),
@@ -421,6 +425,45 @@ def profile_first_sync(ctx: Context, k: int) -> dict:
     out = {"apps": k, "wall_s": round(wall, 2), "s_per_app": round(wall / k, 3),
            "synced": synced, **count.snapshot(), "profile": write_profile(ctx, "first-sync-10", profiler)}
     log(f"profiled first sync of {k} apps in-process: {wall / k:.2f} s/app, HTTP {count.http}")
+    return out
+
+
+# --- profile of what one push costs the workers ------------------------------------------------
+def profile_push_refresh(ctx: Context, changed_app: str) -> dict:
+    """One commit changing one ConfigMap of `changed_app`, then what the workers do after the
+    webhook: jobs.refresh(name) for every application of the repository, in the order
+    services.handle_push enqueues them, here in one process under cProfile (warm caches)."""
+    from apps.applications import jobs
+    from apps.applications.models import Application
+
+    folder = LATENCY_PATH if changed_app == LATENCY_APP else f"apps/{changed_app}"
+    value = f"profile-{time.time():.0f}"
+    ctx.repo.write({f"{folder}/configmap-0.yaml": workload.configmap("cfg-0", changed_app, value)})
+    ctx.repo.commit_and_push("profile: one ConfigMap")
+    order = list(Application.objects.filter(repository__url=ctx.repo.url)
+                 .values_list("name", flat=True))
+    count = counter()
+    profiler = cProfile.Profile()
+    per_app = []
+    with count.window():
+        watch = machine.Stopwatch()
+        profiler.enable()
+        for name in order:
+            t = time.perf_counter()
+            jobs.refresh(name)
+            per_app.append((name, time.perf_counter() - t))
+        profiler.disable()
+        wall = watch.elapsed
+    obj = ctx.engine.get(ctx.engine.resource_for("v1", "ConfigMap"), changed_app, "cfg-0")
+    applied = bool(obj and obj.get("data", {}).get("revision") == value)
+    others = [t for name, t in per_app if name != changed_app]
+    out = {"apps": len(order), "changed_app": changed_app,
+           "changed_app_position": order.index(changed_app) + 1, "applied": applied,
+           "wall_s": round(wall, 2), "ms_per_unchanged_app": summary([t * 1000 for t in others]),
+           "changed_app_s": round(dict(per_app)[changed_app], 3), **count.snapshot(),
+           "profile": write_profile(ctx, "push-refresh", profiler)}
+    log(f"one push, refresh of all {len(order)} apps in-process: {wall:.2f} s, unchanged apps "
+        f"{out['ms_per_unchanged_app']['p50']:.1f} ms each (p50), git {count.git}")
     return out
 
 

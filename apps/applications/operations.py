@@ -12,7 +12,7 @@ import threading
 import time
 
 from django.conf import settings
-from django.db import close_old_connections
+from django.db import connection
 from django.utils import timezone
 
 from apps.clusters import services as clusters
@@ -138,7 +138,7 @@ class _Heartbeat(threading.Thread):
                 if Operation.objects.filter(pk=self.op_id, terminate_requested=True).exists():
                     self.terminate.set()
         finally:
-            close_old_connections()
+            connection.close()  # this thread's own connection
 
     def stop(self):
         self._stopped.set()
