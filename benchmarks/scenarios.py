@@ -442,6 +442,12 @@ def profile_push_refresh(ctx: Context, changed_app: str) -> dict:
     ctx.repo.commit_and_push("profile: one ConfigMap")
     order = list(Application.objects.filter(repository__url=ctx.repo.url)
                  .values_list("name", flat=True))
+    from apps.clusters import services as clusters
+
+    def memo_size():
+        return sum(len(r.comparator._resource_memo) for r in clusters._runtimes.values())
+
+    memo_before = memo_size()
     count = counter()
     profiler = cProfile.Profile()
     per_app = []
@@ -461,6 +467,7 @@ def profile_push_refresh(ctx: Context, changed_app: str) -> dict:
            "changed_app_position": order.index(changed_app) + 1, "applied": applied,
            "wall_s": round(wall, 2), "ms_per_unchanged_app": summary([t * 1000 for t in others]),
            "changed_app_s": round(dict(per_app)[changed_app], 3), **count.snapshot(),
+           "comparator_resource_memo": {"before": memo_before, "after": memo_size()},
            "profile": write_profile(ctx, "push-refresh", profiler)}
     log(f"one push, refresh of all {len(order)} apps in-process: {wall:.2f} s, unchanged apps "
         f"{out['ms_per_unchanged_app']['p50']:.1f} ms each (p50), git {count.git}")

@@ -1,11 +1,13 @@
 from django import forms
 from django.contrib import admin
 
+from apps.core.admin import WriteOnlySecretsForm
+
 from .models import Repository
 
 
-class RepositoryForm(forms.ModelForm):
-    # Secrets are write-only: an empty field keeps the stored value.
+class RepositoryForm(WriteOnlySecretsForm):
+    secret_fields = ("password", "webhook_secret")
     password = forms.CharField(widget=forms.PasswordInput, required=False,
                                help_text="password or access token; leave empty to keep")
     webhook_secret = forms.CharField(widget=forms.PasswordInput, required=False,
@@ -14,13 +16,6 @@ class RepositoryForm(forms.ModelForm):
     class Meta:
         model = Repository
         fields = ["url", "username", "password", "webhook_secret"]
-
-    def clean(self):
-        data = super().clean()
-        for secret in ("password", "webhook_secret"):
-            if not data.get(secret) and self.instance.pk:
-                data[secret] = getattr(self.instance, secret)
-        return data
 
 
 @admin.register(Repository)

@@ -1,9 +1,4 @@
 """Rows for API, admin and command tests, made directly through the ORM (no cluster needed)."""
-from types import SimpleNamespace
-
-import django_rq
-import pytest
-
 from apps.applications.models import Application, HistoryEntry, Project
 from apps.clusters.models import Cluster
 from apps.repositories.models import Repository
@@ -25,30 +20,3 @@ def make_app(name: str, project: Project, repo: Repository, cluster: Cluster, **
 def make_history(app: Application, sha: str = "a" * 40) -> HistoryEntry:
     return HistoryEntry.objects.create(application=app, sha=sha, revision="main",
                                        deployed_by="admin")
-
-
-@pytest.fixture
-def world(db):
-    cluster = Cluster.objects.create(name="prod", server="https://127.0.0.1:1",
-                                     token=CLUSTER_TOKEN, kubeconfig=KUBECONFIG)
-    repo = Repository.objects.create(url=REPO_URL, username="deploy", password=REPO_PASSWORD,
-                                     webhook_secret=WEBHOOK_SECRET)
-    project = Project.objects.create(name="default")
-    app = make_app("shop", project, repo, cluster, sync_status="Synced", health_status="Healthy")
-    return SimpleNamespace(cluster=cluster, repo=repo, project=project, app=app)
-
-
-@pytest.fixture
-def sync_queue():
-    """The "sync" RQ queue, empty, with no refresh marked as already queued."""
-    queue = django_rq.get_queue("sync")
-    connection = django_rq.get_connection("sync")
-
-    def clear():
-        queue.empty()
-        for key in connection.scan_iter("gitops-ui:refresh-queued:*"):
-            connection.delete(key)
-
-    clear()
-    yield queue
-    clear()

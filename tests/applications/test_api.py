@@ -11,7 +11,7 @@ from apps.clusters.models import Cluster
 from apps.repositories.models import Repository
 
 from .factories import (CLUSTER_TOKEN, KUBECONFIG, REPO_PASSWORD, REPO_URL, SECRETS,
-                        WEBHOOK_SECRET, make_app, make_history, sync_queue, world)  # noqa: F401
+                        WEBHOOK_SECRET, make_app, make_history)
 
 pytestmark = pytest.mark.django_db
 

@@ -12,7 +12,7 @@ from apps.applications.models import Application, Operation, Project
 from apps.clusters.models import Cluster
 from apps.repositories.models import Repository
 
-from .factories import SECRETS, make_app, make_history, sync_queue, world  # noqa: F401
+from .factories import SECRETS, make_app, make_history
 
 pytestmark = pytest.mark.django_db
 

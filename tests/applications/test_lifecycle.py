@@ -7,7 +7,6 @@ import itertools
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import django_rq
@@ -22,6 +21,7 @@ from apps.clusters.models import Cluster
 from apps.repositories.models import Repository
 from gitops_ui.env import BASE_DIR
 from tests.engine.manifests import configmap, deployment, job, service
+from tests.waiting import until
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(900)]
 _ids = itertools.count()
@@ -104,15 +104,6 @@ def sync_and_wait(app, **kwargs) -> Operation:
 def refreshed(app) -> Application:
     services.refresh_now(Application.objects.get(pk=app.pk))
     return Application.objects.get(pk=app.pk)
-
-
-def until(produce, predicate, timeout=30):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = produce()
-        if predicate(value) or time.monotonic() > deadline:
-            return value
-        time.sleep(0.2)
 
 
 def run_worker():

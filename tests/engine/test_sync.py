@@ -1,5 +1,4 @@
 """Compare and sync on the real control plane: the core loop of the engine."""
-import time
 
 import pytest
 
@@ -9,6 +8,8 @@ from apps.engine.diff import Comparator, IgnoreRule
 from apps.engine.errors import ClusterError
 from apps.engine.resources import ResourceKey
 from apps.engine.sync import SyncOperation, SyncOptions
+
+from tests.waiting import until
 
 from .manifests import configmap, cronjob, deployment, job, service, statefulset
 
@@ -20,14 +21,7 @@ def sync(cluster, comparator, app, manifests, **options):
     return comparison, result
 
 
-def eventually(compare, predicate, timeout=30):
-    """Re-compare until predicate(comparison) holds: the watch cache needs a moment."""
-    deadline = time.monotonic() + timeout
-    while True:
-        comparison = compare()
-        if predicate(comparison) or time.monotonic() > deadline:
-            return comparison
-        time.sleep(0.1)
+eventually = until  # re-compare until it holds: the watch cache needs a moment
 
 
 def by_kind(comparison, kind):

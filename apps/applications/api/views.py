@@ -6,7 +6,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from .. import services
-from ..models import Application, Operation, Project
+from ..models import Operation, Project
 from . import webhook
 from .serializers import (ApplicationSerializer, HistoryEntrySerializer, OperationSerializer,
                           ProjectSerializer, RollbackRequestSerializer, SyncRequestSerializer)

@@ -1,0 +1,38 @@
+"""Fixtures of the application tests: rows made through the ORM, and a clean sync queue."""
+from types import SimpleNamespace
+
+import django_rq
+import pytest
+
+from apps.clusters.models import Cluster
+from apps.applications.models import Project
+from apps.repositories.models import Repository
+
+from .factories import CLUSTER_TOKEN, KUBECONFIG, REPO_PASSWORD, REPO_URL, WEBHOOK_SECRET, make_app
+
+
+@pytest.fixture
+def world(db):
+    cluster = Cluster.objects.create(name="prod", server="https://127.0.0.1:1",
+                                     token=CLUSTER_TOKEN, kubeconfig=KUBECONFIG)
+    repo = Repository.objects.create(url=REPO_URL, username="deploy", password=REPO_PASSWORD,
+                                     webhook_secret=WEBHOOK_SECRET)
+    project = Project.objects.create(name="default")
+    app = make_app("shop", project, repo, cluster, sync_status="Synced", health_status="Healthy")
+    return SimpleNamespace(cluster=cluster, repo=repo, project=project, app=app)
+
+
+@pytest.fixture
+def sync_queue():
+    """The "sync" RQ queue, empty, with no refresh marked as already queued."""
+    queue = django_rq.get_queue("sync")
+    connection = django_rq.get_connection("sync")
+
+    def clear():
+        queue.empty()
+        for key in connection.scan_iter("gitops-ui:refresh-queued:*"):
+            connection.delete(key)
+
+    clear()
+    yield queue
+    clear()
