@@ -503,3 +503,4 @@ def test_sync_progress_reaches_the_application_websocket(repo, make_app, admin_u
     kinds = [(e["type"], e.get("phase") or e.get("sync")) for e in events]
     assert ("operation", "Running") in kinds and ("operation", "Succeeded") in kinds
     assert ("application.status", "Synced") in kinds
+
