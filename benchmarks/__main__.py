@@ -57,12 +57,20 @@ def main(argv: list[str]) -> int:
             "results": {}, "errors": []}
     m = data["machine"]
     print(f"machine: {m['nproc']} CPUs ({m['nproc_available']} available), {m['cpu_model']}, "
-          f"{m['ram_total_mib']} MiB RAM, load {m['load_at_start']}, {m['date']}", flush=True)
+          f"{m['ram_total_mib']} MiB RAM, load {m['load_at_start']}, {m['date']}, "
+          f"commit {m['commit']}", flush=True)
 
     def on_sigterm(*_):
         raise KeyboardInterrupt
     signal.signal(signal.SIGTERM, on_sigterm)
+    # Installed explicitly: a shell that starts us in the background leaves SIGINT ignored.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
+    if args.apps + 1 > workload.SERVICE_IP_CAPACITY:
+        workload.HEADLESS = True
+        data["args"]["headless_services"] = True
+        log(f"{args.apps} apps need more Service IPs than the local stack's 10.0.0.0/24 has: "
+            "their Services are headless (clusterIP: None)")
     stem = report.results_stem()
     system = System()
     sel = args.selected

@@ -23,11 +23,17 @@ def facts() -> dict:
         if line.startswith("MemTotal:"):
             mem_kb = int(line.split()[1])
     git = subprocess.run(["git", "--version"], capture_output=True, text=True).stdout.strip()
+    here = Path(__file__).resolve().parents[1]
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=here, capture_output=True,
+                            text=True).stdout.strip()
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", "apps",
+                            "gitops_ui"], cwd=here, capture_output=True, text=True).stdout.strip()
     return {
         "date": datetime.now(timezone.utc).astimezone().isoformat(timespec="seconds"),
         "nproc": os.cpu_count(), "nproc_available": len(os.sched_getaffinity(0)),
         "cpu_model": model, "ram_total_mib": round(mem_kb / 1024),
         "kernel": platform.release(), "python": platform.python_version(), "git": git,
+        "commit": commit + ("+changes" if dirty else ""),
         "load_at_start": loadavg(),
     }
 

@@ -1,6 +1,7 @@
 """Repository actions: credentials, the shared clone cache, revisions and checkouts."""
 from __future__ import annotations
 
+import hashlib
 from functools import lru_cache
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -15,7 +16,9 @@ from .models import Repository
 
 @lru_cache(maxsize=1)
 def repo_cache() -> RepoCache:
-    return RepoCache(Path(settings.DATA_DIR) / "repos")
+    # Every process (web, workers) shares the folders, so the secret derives from a shared key.
+    secret = hashlib.sha256(b"checkout-paths:" + settings.ENCRYPTION_KEY.encode()).digest()
+    return RepoCache(Path(settings.DATA_DIR) / "repos", path_secret=secret)
 
 
 def credentials(repo: Repository) -> GitCredentials:

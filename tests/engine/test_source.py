@@ -503,3 +503,22 @@ def test_git_calls_time_out(tmp_path):
         with pytest.raises(SourceError, match=rf"^git ls-remote timed out after 2 s on {url}$"):
             RepoCache(tmp_path / "cache", timeout=2).resolve(url, "main")
         assert time.monotonic() - started < 10
+
+
+def test_a_kustomization_cannot_reach_another_repositorys_checkout(git_server, cache, creds, tools):
+    """Checkout folders are named with a keyed hash: `../../<sha256 of the URL>` leads nowhere."""
+    import hashlib
+
+    secret_name, other_name = (f"engine/iso-{uuid.uuid4().hex[:8]}" for _ in range(2))
+    secret_url, other_url = git_server.create_repo(secret_name), git_server.create_repo(other_name)
+    secret_sha = push_files(git_server, secret_name, {
+        "kustomization.yaml": "resources:\n- secret.yaml\n",
+        "secret.yaml": manifest("ConfigMap", "private-settings")})
+    cache.checkout(secret_url, secret_sha, creds)
+    guessed = f"../../../{hashlib.sha256(secret_url.encode()).hexdigest()}/checkouts/{secret_sha}"
+    other_sha = push_files(git_server, other_name, {
+        "kustomization.yaml": f"resources:\n- {guessed}\n"})
+    root = cache.checkout(other_url, other_sha, creds)
+    with pytest.raises(RenderError):
+        render(root, SourceSpec(), tools)
+    assert cache.repo_dir(secret_url).name != hashlib.sha256(secret_url.encode()).hexdigest()

@@ -2,8 +2,8 @@
 
 The cache holds, under the folder given to RepoCache:
 
-    <sha256 of the URL>/repo.git           bare repository, fetched into (never re-cloned)
-    <sha256 of the URL>/checkouts/<sha>/   read-only export of one commit, made once and reused
+    <HMAC of the URL>/repo.git             bare repository, fetched into (never re-cloned)
+    <HMAC of the URL>/checkouts/<sha>/     read-only export of one commit, made once and reused
     askpass.sh                             prints $GITOPS_GIT_USERNAME / $GITOPS_GIT_PASSWORD
 
 Credentials reach git only through the environment of the git process (read back by the askpass
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import hmac
 import logging
 import os
 import re
@@ -70,8 +71,12 @@ class RepoCache:
     `timeout` bounds every single git call, in seconds.
     """
 
-    def __init__(self, cache_dir: Path | str, timeout: float = 120):
+    def __init__(self, cache_dir: Path | str, timeout: float = 120, path_secret: bytes | None = None):
+        """`path_secret` keys the folder names: a Kustomize or Helm source cannot reach another
+        repository's files by guessing `../../<folder>`. Processes sharing a cache pass the same
+        secret; without one, each instance gets a random one (and its own folders)."""
         self.root = Path(cache_dir)
+        self._path_secret = path_secret or os.urandom(32)
         self.root.mkdir(parents=True, exist_ok=True)
         self.timeout = timeout
         self._locks: dict[str, threading.Lock] = {}
@@ -87,7 +92,7 @@ class RepoCache:
     def repo_dir(self, url: str) -> Path:
         """The folder of `url`'s cache (bare repository and checkouts)."""
         clean, _ = _split_url(url)
-        return self.root / hashlib.sha256(clean.encode()).hexdigest()
+        return self.root / hmac.new(self._path_secret, clean.encode(), hashlib.sha256).hexdigest()
 
     def ls_remote(self, url: str, creds: GitCredentials | None = None) -> dict[str, str]:
         """Every ref of the remote (HEAD, refs/heads/*, refs/tags/* and peeled `^{}`) -> sha."""
