@@ -83,10 +83,14 @@ def _sync(op: Operation, terminate: threading.Event) -> tuple[str, str, str]:
             Operation.objects.filter(pk=op.pk).update(resources=op.resources)
             publish_operation(op)
 
-    result = SyncOperation(runtime.cluster, app.name, comparison, app.namespace,
-                           _options(app, op), on_progress=progress, terminate=terminate).run()
+    sync = SyncOperation(runtime.cluster, app.name, comparison, app.namespace,
+                         _options(app, op), on_progress=progress, terminate=terminate)
+    result = sync.run()
     op.resources = [r.as_dict() for r in result.resources]
     runtime.comparator.forget(app.name)
+    rules = reconcile.ignore_rules(app)
+    for manifest, answer in sync.applied:
+        runtime.comparator.remember_applied(manifest, answer, rules)
     if result.phase == "Succeeded" and not op.options.get("dry_run"):
         Application.objects.filter(pk=app.pk).update(synced_sha=desired.sha)
         app.synced_sha = desired.sha

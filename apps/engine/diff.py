@@ -113,8 +113,10 @@ class Comparator:
 
     def __init__(self, cluster: Cluster, cache: LiveStateCache):
         self.cluster, self.cache = cluster, cache
-        self._resource_memo: dict[tuple, tuple] = {}
+        # One entry per resource (the newest), so the memo never outgrows what is managed.
+        self._resource_memo: dict[ResourceKey, tuple[tuple, tuple]] = {}
         self._app_memo: dict[str, tuple[str, Comparison]] = {}
+        self._namespaces_watchable = True
 
     def compare(self, app: str, manifests: list[dict], namespace: str,
                 ignore: list[IgnoreRule] = ()) -> Comparison:
@@ -151,7 +153,9 @@ class Comparator:
         result.sync = OUT_OF_SYNC if result.out_of_sync() or errors else SYNCED
         result.health = worst([s.health.status for s in states if not s.requires_pruning]) \
             if states else "Healthy"
-        if not errors:
+        # An object not yet checked by the server (its namespace comes with the sync) must be
+        # checked on the next refresh, even if nothing else changed.
+        if not errors and all(s.predicted is not None or s.requires_pruning for s in states):
             self._app_memo[app] = (fingerprint, result)
         return result
 
@@ -170,13 +174,17 @@ class Comparator:
     def _compare_one(self, key, desired, live, ignore) -> ResourceState:
         state = ResourceState(key, desired, live)
         rules = [r for r in ignore if r.matches(key)]
-        memo_key = (key, _digest(desired), _rv(live), tuple(rules))
-        if memo_key in self._resource_memo:
-            state.predicted, state.sync, state.differences = self._resource_memo[memo_key]
+        memo_key = (_digest(desired), _rv(live), tuple(rules))
+        remembered = self._resource_memo.get(key)
+        if remembered and remembered[0] == memo_key:
+            state.predicted, state.sync, state.differences = remembered[1]
             return state
         if live is None:
             state.sync, state.differences = OUT_OF_SYNC, ["(missing)"]
-            state.predicted = self._dry_run(state, missing=True)
+            # The API server holds a create in a namespace it has not seen for ~50 ms before
+            # refusing it; a new app's namespace comes with the sync, so do not ask.
+            if not key.namespace or self._namespace_exists(key.namespace):
+                state.predicted = self._dry_run(state, missing=True)
         else:
             state.predicted = self._dry_run(state, missing=False)
             if state.predicted is not None and _rv(state.predicted) != _rv(live):
@@ -192,9 +200,29 @@ class Comparator:
                 state.sync = OUT_OF_SYNC if state.differences else SYNCED
             else:
                 state.sync = OUT_OF_SYNC
-        if state.error is None:
-            self._resource_memo[memo_key] = (state.predicted, state.sync, state.differences)
+        if state.error is None and state.predicted is not None:
+            self._resource_memo[key] = (memo_key, (state.predicted, state.sync, state.differences))
         return state
+
+    def remember_applied(self, desired: dict, applied: dict, ignore: list[IgnoreRule] = ()) -> None:
+        """Record that `applied` (the server's answer to applying `desired`) is Synced, so the
+        refresh right after a sync does not repeat the dry run for it."""
+        key = key_of(desired)
+        rules = tuple(r for r in ignore if r.matches(key))
+        self._resource_memo[key] = ((_digest(desired), _rv(applied), rules), (applied, SYNCED, []))
+
+    def _namespace_exists(self, name: str) -> bool:
+        namespaces = self.cluster.resource_for("v1", "Namespace")
+        if self._namespaces_watchable:
+            try:
+                self.cache.ensure_watching([namespaces])
+                return self.cache.get(ResourceKey("", "Namespace", "", name)) is not None
+            except ClusterError:  # credentials that may not list namespaces: ask one by one
+                self._namespaces_watchable = False
+        try:
+            return self.cluster.get(namespaces, None, name) is not None
+        except ResourceError:
+            return True  # cannot tell: let the dry run decide
 
     def _dry_run(self, state: ResourceState, missing: bool) -> dict | None:
         options = sync_options(state.desired)

@@ -103,6 +103,7 @@ class SyncOperation:
         self.on_progress = on_progress
         self.terminate = terminate or threading.Event()
         self.results: list[ResourceResult] = []
+        self.applied: list[tuple[dict, dict]] = []  # (manifest, the server's answer)
 
     # --- entry point --------------------------------------------------------------------------
     def run(self) -> SyncResult:
@@ -110,6 +111,11 @@ class SyncOperation:
             return SyncResult(FAILED, "comparison failed: " + "; ".join(self.comparison.errors))
         tasks, sync_fail_hooks = self._plan()
         try:
+            # The destination namespace first, as Argo CD does: only then can the API server
+            # check the objects that go into it (before, it only answers "namespace not found").
+            for task in tasks:
+                if task.action == "create-namespace" and not self.options.dry_run:
+                    self._run_task(task)
             self._dry_run(tasks)
             if self.options.dry_run:
                 for task in tasks:
@@ -177,8 +183,8 @@ class SyncOperation:
 
     # --- dry run ------------------------------------------------------------------------------
     def _dry_run(self, tasks: list[_Task]) -> None:
-        created_namespaces = {t.result.key.name for t in tasks
-                              if t.result.key.kind == "Namespace" and t.action != "prune"}
+        created_namespaces = {t.result.key.name for t in tasks if t.result.key.kind == "Namespace"
+                              and t.action != "prune" and t.result.status != "Synced"}
         created_kinds = {(t.obj["spec"]["group"], t.obj["spec"]["names"]["kind"]) for t in tasks
                          if t.result.key.kind == "CustomResourceDefinition" and t.action == "apply"}
         # The comparison just ran the same dry run for each resource it could; only the rest
@@ -219,7 +225,7 @@ class SyncOperation:
         steps = []
         for phase in PHASES:
             phase_tasks = [t for t in tasks if t.phase == phase
-                           and t.result.status not in ("PruneSkipped",)]
+                           and t.result.status not in ("PruneSkipped", "Synced")]
             for wave in sorted({t.wave for t in phase_tasks}):
                 steps.append(sorted((t for t in phase_tasks if t.wave == wave), key=lambda t: t.order))
         for i, step in enumerate(steps):
@@ -244,7 +250,9 @@ class SyncOperation:
             elif task.action == "hook":
                 self._start_hook(task)
             else:
-                self._write(task, dry_run=False)
+                answer = self._write(task, dry_run=False)
+                if task.action == "apply":
+                    self.applied.append((task.obj, answer))
                 result.status = "Synced"
                 result.message = "created" if task.action == "create-namespace" else "applied"
         except ResourceError as exc:

@@ -298,7 +298,7 @@ def test_failing_pre_sync_hook_stops_the_sync_and_is_reported(repo, make_app, se
 def test_malformed_yaml_is_a_condition_and_the_last_state_is_kept(repo, make_app):
     repo.push({"web.yaml": deployment("web")})
     app = make_app(repo, automated=True)
-    app = refreshed(app)
+    app = until(lambda: refreshed(app), lambda a: a.health_status == "Healthy")
     assert app.sync_status == "Synced"
     repo.push({"web.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: [oops\n"})
     app = refreshed(app)
@@ -319,11 +319,13 @@ def test_unknown_kind_and_validation_errors_are_conditions(repo, make_app):
     app = refreshed(make_app(repo, automated=True))
     messages = " | ".join(c["message"] for c in app.conditions)
     assert "Widget" in messages and "CustomResourceDefinition" in messages
-    assert "replicas" in messages
     assert app.operations.count() == 0  # no automated sync from a broken comparison
-    op = sync_and_wait(app)
-    assert op.phase == "Failed"
+    repo.push({}, delete=["widget.yaml"])
+    op = sync_and_wait(refreshed(app))
+    assert op.phase == "Failed" and "replicas" in op.message
     assert live(app, "v1", "ConfigMap", "ok") is None  # nothing half-applied
+    app = refreshed(app)
+    assert any(c["type"] == "ComparisonError" and "replicas" in c["message"] for c in app.conditions)
 
 
 def test_unreachable_cluster_and_git_server_are_conditions(repo, make_app, git_server):

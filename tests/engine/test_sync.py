@@ -175,14 +175,17 @@ def test_invalid_manifest_fails_before_anything_is_applied(cluster, comparator, 
     bad = deployment("bad")
     bad["spec"]["replicas"] = "three"
     manifests = [configmap("first"), bad]
-    comparison = comparator.compare(app_name, manifests, namespace=app_name)
-    assert any(".spec.replicas: expected numeric" in e for e in comparison.errors)
-    bad_state = next(r for r in comparison.resources if r.key.name == "bad")
-    assert bad_state.error and bad_state.sync == "OutOfSync"
     _, result = sync(cluster, comparator, app_name, manifests)
     assert result.phase == "Failed"
-    assert "replicas" in result.message
+    assert "nothing was applied" in result.message
+    assert ".spec.replicas: expected numeric" in result.message
     assert cluster.get(cluster.resource_for("v1", "ConfigMap"), app_name, "first") is None
+
+    # Now that the namespace exists, the comparison itself shows the error on the resource.
+    comparison = comparator.compare(app_name, manifests, namespace=app_name)
+    bad_state = next(r for r in comparison.resources if r.key.name == "bad")
+    assert ".spec.replicas: expected numeric" in bad_state.error
+    assert comparison.sync == "OutOfSync" and comparison.errors
 
 
 def test_unknown_kind_is_a_comparison_error(cluster, comparator, app_name):

@@ -99,7 +99,7 @@ class ControlPlane(Component):
             "--service-account-issuer", "https://kubernetes.default.svc",
             "--service-account-key-file", pki / "sa.pub",
             "--service-account-signing-key-file", pki / "sa.key",
-            "--service-cluster-ip-range", "10.0.0.0/24",
+            "--service-cluster-ip-range", "10.0.0.0/16",
             "--authorization-mode", "RBAC", "--allow-privileged",
             "--endpoint-reconciler-type", "none"], self.log_dir)
         self.processes.append(proc.start())
