@@ -45,7 +45,7 @@ def rows(data: dict) -> list[tuple[str, str, str]]:
                     f"p50 {_s(a['p50'], digits=3)}, p95 {_s(a['p95'], digits=3)}, "
                     f"max {_s(a['max'], digits=3)} (n={a['n']}, timeouts {lat['timeouts']})",
                     "p50 ≤ 0.5 s, p95 ≤ 1 s (N=300)"))
-        out.append((f"  … webhook answer; changed app's place in the queue",
+        out.append(("  … webhook answer; changed app's place in the queue",
                     f"p50 {_s(lat['webhook_response_s']['p50'], digits=3)}; "
                     f"{lat.get('queue_position')} of {lat['apps_in_repo']}", ""))
         out.append((f"  … all refreshes done after push ({lat['apps_in_repo']} apps)",

@@ -12,6 +12,9 @@ def _close_stray_database_sessions(django_db_setup, django_db_blocker):
     yield
     from django.db import connection
 
+    from apps.clusters import services as clusters
+    clusters.stop_all()  # watch threads end before the stack they watch goes away
+
     with django_db_blocker.unblock():
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "

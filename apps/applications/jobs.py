@@ -11,6 +11,12 @@ def refresh(app_name: str):
         services.refresh_now(app)
 
 
+def refresh_repository(repository_id: int):
+    from . import services
+
+    services.refresh_repository(repository_id)
+
+
 def run_operation(operation_id: int):
     from . import services
 

@@ -6,7 +6,6 @@ anything; automated syncs are decided here and run by operations.py.
 """
 from __future__ import annotations
 
-import fnmatch
 import glob
 import hashlib
 import json
@@ -26,7 +25,8 @@ from apps.clusters import services as clusters
 from apps.core.events import group_for, publish
 from apps.engine.diff import Comparison, IgnoreRule
 from apps.engine.errors import ClusterError, EngineError, RenderError, SourceError
-from apps.engine.source import HelmSpec, KustomizeSpec, RenderTools, SourceSpec, render
+from apps.engine.source import (HelmSpec, KustomizeSpec, RenderTools, SourceSpec, detect_tool,
+                                render)
 from apps.repositories import services as repositories
 
 from .models import Application, Operation
@@ -77,6 +77,9 @@ class _RenderMemo:
     def __init__(self, size: int = 512):
         self.size, self.items, self.lock = size, OrderedDict(), Lock()
 
+    def contains(self, key) -> bool:
+        return key in self.items
+
     def get_or_render(self, key, produce):
         with self.lock:
             if key in self.items:
@@ -95,17 +98,42 @@ _renders = _RenderMemo()
 
 def desired_state(app: Application, known_refs: dict | None = None, sha: str | None = None) -> Desired:
     """Resolve the app's target revision and render it; SourceError or RenderError on failure."""
-    repo = app.repository
-    sha = sha or repositories.resolve(repo, app.target_revision, known_refs)
+    sha = sha or repositories.resolve(app.repository, app.target_revision, known_refs)
+    root = repositories.checkout(app.repository, sha)  # one export per commit, shared by apps
     spec = source_spec(app)
-    spec_key = hashlib.sha1(json.dumps([app.path, app.tool, app.source, app.name, app.namespace],
-                                       sort_keys=True).encode()).hexdigest()
+    return Desired(sha, _renders.get_or_render(
+        render_key(app, root, sha), lambda: render(root, spec, render_tools(), namespace=app.namespace)))
 
-    def produce():
-        root = repositories.checkout(repo, sha)
-        return render(root, spec, render_tools(), namespace=app.namespace)
 
-    return Desired(sha, _renders.get_or_render((repo.url, sha, spec_key), produce))
+def render_key(app: Application, root: Path, sha: str) -> tuple:
+    """What the rendered manifests depend on. A plain directory depends only on its own files,
+    so a commit elsewhere in the repository reuses the last render (and, the live state being
+    the same, the last comparison). Kustomize and Helm may read outside their folder: per commit."""
+    settings_key = hashlib.sha1(json.dumps([app.path, app.tool, app.source, app.name, app.namespace],
+                                           sort_keys=True).encode()).hexdigest()
+    folder = (root / (app.path or ".")).resolve()
+    tool = app.tool or (detect_tool(folder) if folder.is_dir() else "directory")
+    if tool != "directory" or not folder.is_dir() or not folder.is_relative_to(root.resolve()):
+        return (app.repository.url, settings_key, "commit", sha)
+    digest = hashlib.sha1()
+    for dirpath, _, filenames in sorted(os.walk(folder)):
+        for name in sorted(filenames):
+            path = Path(dirpath) / name
+            digest.update(str(path.relative_to(folder)).encode() + b"\0")
+            digest.update(path.read_bytes() if path.is_file() else os.readlink(path).encode())
+    return (app.repository.url, settings_key, "files", digest.hexdigest())
+
+
+def changed_first(apps: list[Application], known_refs: dict) -> list[Application]:
+    """The apps whose manifests a new commit changes, ahead of those it leaves alone, so a
+    webhook's change is applied before the many no-op refreshes of its neighbours."""
+    def unchanged(app):
+        try:
+            sha = repositories.resolve(app.repository, app.target_revision, known_refs)
+            return _renders.contains(render_key(app, repositories.checkout(app.repository, sha), sha))
+        except EngineError:
+            return False  # its refresh will record the error
+    return sorted(apps, key=unchanged)
 
 
 def ignore_rules(app: Application) -> list[IgnoreRule]:
@@ -222,8 +250,12 @@ def _retry_allowed(app: Application, sha: str) -> bool:
     return timezone.now() >= failed[0].finished_at + backoff
 
 
-def refresh_many(apps: list[Application]) -> list[Operation]:
-    """Refresh applications with one ls-remote per repository; returns automated operations."""
+def refresh_many(apps: list[Application], run_operation=None) -> list[Operation]:
+    """Refresh applications with one ls-remote per repository, changed ones first.
+
+    Automated syncs are returned, or run at once by `run_operation(op)` when given (a webhook
+    wants its change live before the other apps of the repository are looked at).
+    """
     by_repo: dict[int, list[Application]] = {}
     for app in apps:
         by_repo.setdefault(app.repository_id, []).append(app)
@@ -236,7 +268,7 @@ def refresh_many(apps: list[Application]) -> list[Operation]:
             for app in group:
                 save_status(app, conditions=[condition("ComparisonError", str(exc))])
             continue
-        for app in group:
+        for app in changed_first(group, refs):
             try:
                 op = refresh(app, known_refs=refs)
             except EngineError as exc:  # one app's trouble never stops the others
@@ -245,10 +277,8 @@ def refresh_many(apps: list[Application]) -> list[Operation]:
             except Exception:
                 log.exception("refresh of %s failed", app.name)
                 continue
-            if op:
+            if op and run_operation:
+                run_operation(op)
+            elif op:
                 operations.append(op)
     return operations
-
-
-def fnmatch_any(value: str, patterns: list[str]) -> bool:
-    return not patterns or any(fnmatch.fnmatchcase(value, p) for p in patterns)

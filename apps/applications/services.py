@@ -218,12 +218,16 @@ def schedule_refresh_by_name(app_name: str) -> None:
 
     Takes a name so watch threads can call it without touching the database.
     """
-    def queue_it():
-        connection = django_rq.get_connection(SYNC_QUEUE)
-        if connection.set(_refresh_flag(app_name), 1, nx=True, ex=120):
-            django_rq.get_queue(SYNC_QUEUE).enqueue(jobs.refresh, app_name)
+    _queue_once(_refresh_flag(app_name), jobs.refresh, app_name)
 
-    # After commit (at once outside a transaction): a rolled-back request queues nothing.
+
+def _queue_once(flag: str, job, *args) -> None:
+    """Enqueue `job` unless the same one is still waiting (`flag` is cleared when it starts);
+    after commit (at once outside a transaction), so a rolled-back request queues nothing."""
+    def queue_it():
+        if django_rq.get_connection(SYNC_QUEUE).set(flag, 1, nx=True, ex=120):
+            django_rq.get_queue(SYNC_QUEUE).enqueue(job, *args)
+
     transaction.on_commit(queue_it)
 
 
@@ -281,10 +285,21 @@ def handle_push(url: str, token: str | None) -> list[Application]:
     if (not repos and settings.GITOPS_UI_WEBHOOK_SECRET
             and not _same_secret(token, settings.GITOPS_UI_WEBHOOK_SECRET)):
         raise NotPermitted("the webhook token does not match")
-    apps = list(Application.objects.filter(repository__in=repos))
-    for app in apps:
-        schedule_refresh(app)
-    return apps
+    for repo in repos:
+        _queue_once(f"gitops-ui:repository-refresh-queued:{repo.pk}", jobs.refresh_repository, repo.pk)
+    return list(Application.objects.filter(repository__in=repos))
+
+
+def refresh_repository(repo_id: int) -> int:
+    """Refresh every app of one repository after a push: one ls-remote, the apps whose
+    manifests changed first, their automated syncs run at once."""
+    django_rq.get_connection(SYNC_QUEUE).delete(f"gitops-ui:repository-refresh-queued:{repo_id}")
+    apps = list(Application.objects.select_related("repository", "cluster", "project")
+                .filter(repository_id=repo_id))
+    from . import operations
+
+    reconcile.refresh_many(apps, run_operation=lambda op: operations.run(op.pk))
+    return len(apps)
 
 
 def _same_secret(given: str | None, expected: str) -> bool:

@@ -72,6 +72,19 @@ def runtime(record: Cluster) -> ClusterRuntime:
         return current
 
 
+def forget(cluster_id: int) -> None:
+    """Stop watching a cluster (deleted, or its credentials changed)."""
+    with _lock:
+        current = _runtimes.pop(cluster_id, None)
+    if current:
+        current.cache.stop()
+
+
+def stop_all() -> None:
+    for cluster_id in list(_runtimes):
+        forget(cluster_id)
+
+
 def check_connection(record: Cluster) -> bool:
     """Ask the API server for its version; keep the outcome on the record for the user."""
     try:

@@ -61,6 +61,8 @@ class _KindWatch:
             except (ClusterError, EngineError) as exc:
                 self._failed(str(exc))
             except Exception as exc:  # a bug must not kill the watch for good
+                if self.cache._stopping.is_set():
+                    return
                 log.exception("watch of %s failed", self.resource.plural)
                 self._failed(f"{type(exc).__name__}: {exc}")
             if self.error:

@@ -1,7 +1,7 @@
 """One Kubernetes cluster as the engine sees it: discovery, get/list/watch, apply, delete.
 
 Authentication comes from the `kubernetes` package (kubeconfig parsing, exec plugins, in-cluster
-service account); requests are plain HTTP through one pooled `requests.Session`, which keeps the
+service account), imported only when a connection is made (it costs a process ~20 MB); requests are plain HTTP through one pooled `requests.Session`, which keeps the
 hot paths (server-side apply, streaming watches) short and lets every failure be mapped to a
 domain error with a message fit for the user. Credentials never appear in those messages.
 """
@@ -10,14 +10,15 @@ from __future__ import annotations
 import json
 import threading
 from dataclasses import dataclass
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 import requests
 import yaml
-from kubernetes import client as k8s_client
-from kubernetes import config as k8s_config
 
 from .errors import ClusterError, ResourceError
+
+if TYPE_CHECKING:
+    from kubernetes import client as k8s_client
 
 JSON = "application/json"
 APPLY_PATCH = "application/apply-patch+yaml"
@@ -70,6 +71,8 @@ class Cluster:
     # --- construction -------------------------------------------------------------------------
     @classmethod
     def from_kubeconfig(cls, text: str, context: str | None = None, name: str = "") -> "Cluster":
+        from kubernetes import client as k8s_client, config as k8s_config
+
         try:
             config_dict = yaml.safe_load(text)
             configuration = k8s_client.Configuration()
@@ -82,6 +85,8 @@ class Cluster:
     @classmethod
     def from_token(cls, server: str, token: str, ca_file: str | None = None,
                    insecure: bool = False, name: str = "") -> "Cluster":
+        from kubernetes import client as k8s_client
+
         configuration = k8s_client.Configuration()
         configuration.host = server
         configuration.api_key = {"authorization": token}
@@ -92,6 +97,8 @@ class Cluster:
 
     @classmethod
     def in_cluster(cls, name: str = "in-cluster") -> "Cluster":
+        from kubernetes import client as k8s_client, config as k8s_config
+
         configuration = k8s_client.Configuration()
         k8s_config.load_incluster_config(client_configuration=configuration)
         return cls(configuration, name=name)

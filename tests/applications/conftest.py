@@ -30,7 +30,7 @@ def sync_queue():
 
     def clear():
         queue.empty()
-        for key in connection.scan_iter("gitops-ui:refresh-queued:*"):
+        for key in connection.scan_iter("gitops-ui:*-queued:*"):
             connection.delete(key)
 
     clear()

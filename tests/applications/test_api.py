@@ -376,17 +376,15 @@ def post_hook(client, body, event="Push Hook", token=WEBHOOK_SECRET, query="", *
 
 
 @pytest.mark.django_db(transaction=True)  # jobs are enqueued on commit
-def test_gitlab_push_queues_a_refresh_of_each_app_using_the_repo(client, world, sync_queue):
+def test_gitlab_push_queues_one_refresh_of_the_repository(client, world, sync_queue):
     make_app("shop-2", world.project, world.repo, world.cluster)
     response = post_hook(client, gitlab_push(REPO_URL.removesuffix(".git")))  # another spelling
     assert response.status_code == 202, response.content
     assert sorted(response.json()["applications"]) == ["shop", "shop-2"]
-    jobs = sync_queue.get_jobs()
-    assert sync_queue.count == 2
-    assert {j.func_name for j in jobs} == {"apps.applications.jobs.refresh"}
-    assert sorted(j.args[0] for j in jobs) == ["shop", "shop-2"]
-    tag = post_hook(client, gitlab_push(event="Tag Push Hook"))  # merged with the queued ones
-    assert tag.status_code == 202 and sync_queue.count == 2
+    [job] = sync_queue.get_jobs()  # one job refreshes every app of the repository
+    assert (job.func_name, job.args) == ("apps.applications.jobs.refresh_repository", (world.repo.pk,))
+    tag = post_hook(client, gitlab_push(event="Tag Push Hook"))  # merged with the queued one
+    assert tag.status_code == 202 and sync_queue.count == 1
 
 
 @pytest.mark.django_db(transaction=True)
