@@ -79,10 +79,10 @@ def rows(data: dict) -> list[tuple[str, str, str]]:
                     f"({big['phase']}, {big['objects_in_cluster']} in cluster)", "≤ 60 s"))
     pr = r.get("profile_push_refresh")
     if pr:
-        out.append((f"one push: refresh of all {pr['apps']} apps in-process (profiled)",
-                    f"{_s(pr['wall_s'], digits=2)}; unchanged app "
-                    f"{_s(pr['ms_per_unchanged_app']['p50'], 'ms', 1)} each (p50); "
-                    f"git {sum(pr['git'].values())} ({', '.join(f'{k} {v}' for k, v in pr['git'].items())})",
+        out.append((f"one push: refresh_repository of {pr['apps']} apps in-process (profiled)",
+                    f"{_s(pr['wall_s'], digits=2)} ({pr['ms_per_app']} ms per app, changed one "
+                    f"applied: {pr['applied']}); git {sum(pr['git'].values())} "
+                    f"({', '.join(f'{k} {v}' for k, v in pr['git'].items())})",
                     "only the changed app"))
     prof = r.get("profile_first_sync")
     if prof:
