@@ -122,8 +122,10 @@ def enqueue_operation(op: Operation) -> None:
     job_id = f"operation-{op.pk}"
     Operation.objects.filter(pk=op.pk).update(job_id=job_id)
     op.job_id = job_id
+    # Someone's click goes ahead of background work; automated syncs wait their turn.
     django_rq.get_queue(SYNC_QUEUE).enqueue(jobs.run_operation, op.pk, job_id=job_id,
-                                            job_timeout=settings.GITOPS_UI_OPERATION_TIMEOUT)
+                                            job_timeout=settings.GITOPS_UI_OPERATION_TIMEOUT,
+                                            at_front=not op.automated)
 
 
 def terminate(op: Operation) -> Operation:
@@ -221,12 +223,12 @@ def schedule_refresh_by_name(app_name: str) -> None:
     _queue_once(_refresh_flag(app_name), jobs.refresh, app_name)
 
 
-def _queue_once(flag: str, job, *args) -> None:
+def _queue_once(flag: str, job, *args, at_front: bool = False) -> None:
     """Enqueue `job` unless the same one is still waiting (`flag` is cleared when it starts);
     after commit (at once outside a transaction), so a rolled-back request queues nothing."""
     def queue_it():
         if django_rq.get_connection(SYNC_QUEUE).set(flag, 1, nx=True, ex=120):
-            django_rq.get_queue(SYNC_QUEUE).enqueue(job, *args)
+            django_rq.get_queue(SYNC_QUEUE).enqueue(job, *args, at_front=at_front)
 
     transaction.on_commit(queue_it)
 
@@ -286,7 +288,9 @@ def handle_push(url: str, token: str | None) -> list[Application]:
             and not _same_secret(token, settings.GITOPS_UI_WEBHOOK_SECRET)):
         raise NotPermitted("the webhook token does not match")
     for repo in repos:
-        _queue_once(f"gitops-ui:repository-refresh-queued:{repo.pk}", jobs.refresh_repository, repo.pk)
+        # Ahead of background refreshes (watch events, the schedule): a push is someone waiting.
+        _queue_once(f"gitops-ui:repository-refresh-queued:{repo.pk}", jobs.refresh_repository,
+                    repo.pk, at_front=True)
     return list(Application.objects.filter(repository__in=repos))
 
 

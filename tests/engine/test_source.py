@@ -8,12 +8,13 @@ from __future__ import annotations
 import os
 import socket
 import stat
-import subprocess
 import tempfile
 import threading
 import time
 import uuid
 from pathlib import Path
+
+from tests import gitcli
 
 import pytest
 import yaml
@@ -27,15 +28,7 @@ AUTHOR = "GitOps Bot <bot@example.test>"
 
 # --- helpers ----------------------------------------------------------------------------------
 def git(*args, cwd=None, check=True) -> str:
-    env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "GIT_ASKPASS": "/bin/false",
-           "GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": os.devnull,
-           "GIT_AUTHOR_NAME": "Test", "GIT_AUTHOR_EMAIL": "test@example.test",
-           "GIT_COMMITTER_NAME": "Test", "GIT_COMMITTER_EMAIL": "test@example.test"}
-    result = subprocess.run(["git", *args], cwd=cwd, env=env, capture_output=True, text=True,
-                            timeout=60)
-    if check and result.returncode != 0:
-        raise AssertionError(f"git {' '.join(args)} failed:\n{result.stdout}{result.stderr}")
-    return result.stdout.strip()
+    return gitcli.git(*args, cwd=cwd, check=check).stdout.strip()
 
 
 def push_files(git_server, name: str, files: dict[str, str | None], message: str = "change",

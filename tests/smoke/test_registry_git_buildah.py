@@ -8,11 +8,11 @@ No Django database is used.
 from __future__ import annotations
 
 import io
-import os
-import subprocess
 import tarfile
 
 import requests
+
+from tests.gitcli import git
 
 MANIFEST_TYPES = ", ".join([
     "application/vnd.oci.image.manifest.v1+json",
@@ -20,16 +20,6 @@ MANIFEST_TYPES = ", ".join([
 ])
 
 
-def git(*args, cwd=None, check=True) -> subprocess.CompletedProcess:
-    env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "GIT_ASKPASS": "/bin/false",
-           "GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": os.devnull,
-           "GIT_AUTHOR_NAME": "Smoke Test", "GIT_AUTHOR_EMAIL": "smoke@example.test",
-           "GIT_COMMITTER_NAME": "Smoke Test", "GIT_COMMITTER_EMAIL": "smoke@example.test"}
-    result = subprocess.run(["git", *args], cwd=cwd, env=env, capture_output=True, text=True,
-                            timeout=60)
-    if check and result.returncode != 0:
-        raise AssertionError(f"git {' '.join(args)} failed:\n{result.stdout}{result.stderr}")
-    return result
 
 
 def test_registry_requires_credentials(registry):
