@@ -115,13 +115,9 @@ def render_key(app: Application, root: Path, sha: str) -> tuple:
     tool = app.tool or (detect_tool(folder) if folder.is_dir() else "directory")
     if tool != "directory" or not folder.is_dir() or not folder.is_relative_to(root.resolve()):
         return (app.repository.url, settings_key, "commit", sha)
-    digest = hashlib.sha1()
-    for dirpath, _, filenames in sorted(os.walk(folder)):
-        for name in sorted(filenames):
-            path = Path(dirpath) / name
-            digest.update(str(path.relative_to(folder)).encode() + b"\0")
-            digest.update(path.read_bytes() if path.is_file() else os.readlink(path).encode())
-    return (app.repository.url, settings_key, "files", digest.hexdigest())
+    relative = str(folder.relative_to(root.resolve()))
+    folders = repositories.repo_cache().folder_ids(app.repository.url, sha)
+    return (app.repository.url, settings_key, "folder", folders.get("" if relative == "." else relative, sha))
 
 
 def changed_first(apps: list[Application], known_refs: dict) -> list[Application]:

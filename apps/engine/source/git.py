@@ -80,6 +80,8 @@ class RepoCache:
         self.root.mkdir(parents=True, exist_ok=True)
         self.timeout = timeout
         self._locks: dict[str, threading.Lock] = {}
+        self._trees: dict[str, dict[str, str]] = {}
+        self._trees_lock = threading.Lock()
         self._locks_guard = threading.Lock()
         self._askpass = self.root / "askpass.sh"
         if not self._askpass.exists():
@@ -173,6 +175,24 @@ class RepoCache:
         return self._commit_and_push(url, branch, lambda head: tree, message, author, creds)
 
     # --- fetching -----------------------------------------------------------------------------
+    def folder_ids(self, url: str, sha: str) -> dict[str, str]:
+        """Every folder of commit `sha` ("" is the root) -> its git tree id: two commits whose
+        folder has the same id hold exactly the same files there. One git call per commit;
+        `sha` must be in the cache (resolve or checkout it first)."""
+        with self._trees_lock:
+            if sha in self._trees:
+                return self._trees[sha]
+        ids = {"": self._git(["rev-parse", f"{sha}^{{tree}}"], url).strip()}
+        for line in self._git(["ls-tree", "-r", "-d", "-z", sha], url).split("\0"):
+            if line:
+                meta, _, path = line.partition("\t")
+                ids[path] = meta.split()[2]
+        with self._trees_lock:
+            self._trees[sha] = ids
+            while len(self._trees) > 64:
+                self._trees.pop(next(iter(self._trees)))
+        return ids
+
     def _commit_sha(self, url: str, rev: str, creds, locked: bool = False) -> str:
         """Full sha of commit `rev` (full or abbreviated), fetching the cache if it lacks it."""
         if not locked:
