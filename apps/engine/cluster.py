@@ -146,8 +146,13 @@ class Cluster:
             groups = self.request_json("GET", "/apis", what="discovery")["groups"]
             for group in groups:
                 version = group["preferredVersion"]["version"]
-                listing = self.request_json("GET", f"/apis/{group['name']}/{version}",
-                                            what="discovery")
+                try:
+                    listing = self.request_json("GET", f"/apis/{group['name']}/{version}",
+                                                what="discovery")
+                except (ClusterError, ResourceError):
+                    # An aggregated API whose backend is down (503) must not hide every other
+                    # kind; its own kinds show as unknown until it answers again.
+                    continue
                 self._add_resources(found, group["name"], version, listing)
             self._discovery = found
             return found

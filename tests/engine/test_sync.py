@@ -121,7 +121,7 @@ def test_ignore_differences_by_json_pointer(cluster, comparator, app_name):
     ignore = [IgnoreRule("Deployment", ("/spec/replicas",), group="apps")]
     comparison = eventually(
         lambda: comparator.compare(app_name, manifests, namespace=app_name, ignore=ignore),
-        lambda c: c.resources[0].live["spec"]["replicas"] == 4)
+        lambda c: c.resources[0].live is not None and c.resources[0].live["spec"]["replicas"] == 4)
     assert comparison.sync == "Synced"
 
 
@@ -254,3 +254,22 @@ def test_sync_fail_hook_runs_when_the_sync_fails(cluster, comparator, app_name):
     assert cluster.get(cluster.resource_for("v1", "ConfigMap"), app_name, "sync-failed") is not None
     assert {r.key.name: r.status for r in result.resources if r.phase == "SyncFail"} == \
         {"sync-failed": "Succeeded"}
+
+
+def test_an_unavailable_aggregated_api_does_not_break_discovery(kube, app_name):
+    """A broken APIService (its Service missing) answers 503; every other kind stays usable."""
+    engine = Cluster.from_kubeconfig(kube.kubeconfig_text(), name="fresh")
+    group = f"{app_name}.example.com"
+    path = "/apis/apiregistration.k8s.io/v1/apiservices"
+    engine.request("POST", path, body={
+        "apiVersion": "apiregistration.k8s.io/v1", "kind": "APIService",
+        "metadata": {"name": f"v1.{group}"},
+        "spec": {"group": group, "version": "v1", "groupPriorityMinimum": 100, "versionPriority": 10,
+                 "insecureSkipTLSVerify": True,
+                 "service": {"name": "missing", "namespace": "default", "port": 443}}})
+    try:
+        until(lambda: engine.request_json("GET", "/apis"),
+              lambda listing: any(g["name"] == group for g in listing["groups"]), timeout=10)
+        assert engine.resource_for("v1", "ConfigMap").plural == "configmaps"
+    finally:
+        engine.request("DELETE", f"{path}/v1.{group}")
