@@ -515,3 +515,18 @@ def test_a_kustomization_cannot_reach_another_repositorys_checkout(git_server, c
     with pytest.raises(RenderError):
         render(root, SourceSpec(), tools)
     assert cache.repo_dir(secret_url).name != hashlib.sha256(secret_url.encode()).hexdigest()
+
+
+def test_old_exports_are_removed_but_recent_ones_kept(git_server, repo, cache, creds, monkeypatch):
+    from apps.engine.source import git as git_module
+
+    name, url = repo
+    shas = [push_files(git_server, name, {"f.txt": str(i)}) for i in range(3)]
+    cache.keep_exports = 1
+    first = cache.checkout(url, shas[0], creds)
+    second = cache.checkout(url, shas[1], creds)
+    assert first.is_dir()  # recently used: kept through the grace period
+    monkeypatch.setattr(git_module, "EXPORT_GRACE_SECONDS", -1)
+    third = cache.checkout(url, shas[2], creds)
+    assert third.is_dir() and not first.exists() and not second.exists()
+    assert (cache.checkout(url, shas[0], creds) / "f.txt").read_text() == "0"  # made again

@@ -22,6 +22,7 @@ import shutil
 import signal
 import subprocess
 import tempfile
+import time
 import threading
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -64,6 +65,10 @@ class GitCredentials:
         return self.username or ("git" if self.token else "")
 
 
+KEEP_EXPORTS = 16  # per repository
+EXPORT_GRACE_SECONDS = 600
+
+
 class RepoCache:
     """Clone cache shared by every application that uses the same repository URL.
 
@@ -81,6 +86,7 @@ class RepoCache:
         self.timeout = timeout
         self._locks: dict[str, threading.Lock] = {}
         self._trees: dict[str, dict[str, str]] = {}
+        self.keep_exports = KEEP_EXPORTS
         self._trees_lock = threading.Lock()
         self._locks_guard = threading.Lock()
         self._askpass = self.root / "askpass.sh"
@@ -135,6 +141,7 @@ class RepoCache:
             raise SourceError(f"not a commit sha: {sha!r}")
         target = self.repo_dir(url) / "checkouts" / sha
         if target.is_dir():  # made complete elsewhere, then renamed into place: no lock needed
+            _touch(target)
             return target
         with self._locked(url):
             if target.is_dir():
@@ -152,6 +159,7 @@ class RepoCache:
             except BaseException:
                 _remove(tmp)
                 raise
+            _prune_exports(target.parent, self.keep_exports, current=target)
             return target
 
     def commit_files(self, url: str, branch: str, changes: dict[str, bytes | None], message: str,
@@ -425,6 +433,31 @@ def _make_read_only(top: Path) -> None:
             if not os.path.islink(p):
                 os.chmod(p, 0o555)
     os.chmod(top, 0o555)
+
+
+def _touch(path: Path) -> None:
+    try:
+        os.utime(path)  # the export's mtime says when it was last used
+    except OSError:
+        pass
+
+
+def _prune_exports(folder: Path, keep: int, current: Path) -> None:
+    """Keep the `keep` most recently used exports of a repository (every push makes one), plus
+    any used in the last few minutes (a render may be reading it); drop leftovers of crashes."""
+    now = time.time()
+    exports = []
+    for entry in folder.iterdir():
+        age = now - entry.stat().st_mtime
+        if entry.name.startswith("."):
+            if age > 3600:
+                _remove(entry)
+        elif entry != current:
+            exports.append((entry.stat().st_mtime, entry))
+    exports.sort(reverse=True)
+    for mtime, entry in exports[max(keep - 1, 0):]:
+        if now - mtime > EXPORT_GRACE_SECONDS:
+            _remove(entry)
 
 
 def _remove(top: Path) -> None:
