@@ -176,7 +176,15 @@ class Cluster:
         raise ResourceError(f"the cluster does not serve kind {kind} in {api_version}"
                             f" (is its CustomResourceDefinition installed?)")
 
+    def resource_of(self, obj: dict) -> ApiResource:
+        return self.resource_for(obj["apiVersion"], obj["kind"])
+
     # --- objects ------------------------------------------------------------------------------
+    def read(self, obj: dict, name: str | None = None) -> dict | None:
+        """The live object a manifest names (`name` instead of its own, e.g. a generated one)."""
+        meta = obj["metadata"]
+        return self.get(self.resource_of(obj), meta.get("namespace"), name or meta["name"])
+
     def get(self, resource: ApiResource, namespace: str | None, name: str) -> dict | None:
         try:
             return self.request_json("GET", resource.path(namespace, name))
@@ -237,7 +245,7 @@ class Cluster:
     def apply(self, obj: dict, field_manager: str, dry_run: bool = False,
               force: bool = True) -> dict:
         """Server-side apply; with dry_run the server answers with what the object would be."""
-        resource = self.resource_for(obj["apiVersion"], obj["kind"])
+        resource = self.resource_of(obj)
         meta = obj["metadata"]
         params = {"fieldManager": field_manager, "force": "true" if force else "false"}
         if dry_run:
@@ -247,16 +255,16 @@ class Cluster:
             body=json.dumps(obj), content_type=APPLY_PATCH, what=_describe(obj))
 
     def create(self, obj: dict, field_manager: str, dry_run: bool = False) -> dict:
-        resource = self.resource_for(obj["apiVersion"], obj["kind"])
+        resource = self.resource_of(obj)
         params = {"fieldManager": field_manager, **({"dryRun": "All"} if dry_run else {})}
         return self.request_json("POST", resource.path(obj["metadata"].get("namespace")),
                                  params=params, body=obj, what=_describe(obj))
 
     def replace(self, obj: dict, field_manager: str, dry_run: bool = False) -> dict:
         """PUT (Replace=true): the object becomes exactly the manifest; created if missing."""
-        resource = self.resource_for(obj["apiVersion"], obj["kind"])
+        resource = self.resource_of(obj)
         meta = obj["metadata"]
-        live = self.get(resource, meta.get("namespace"), meta["name"])
+        live = self.read(obj)
         if live is None:
             return self.create(obj, field_manager, dry_run)
         body = {**obj, "metadata": {**meta, "resourceVersion": live["metadata"]["resourceVersion"]}}

@@ -20,8 +20,8 @@ from .cache import LiveStateCache
 from .cluster import Cluster
 from .errors import ClusterError, ResourceError
 from .health import HealthResult, assess, worst
-from .resources import (ResourceKey, compare_options, hook_types, key_of, sync_options,
-                        with_tracking)
+from .resources import (ResourceKey, compare_options, defined_kinds, hook_types, key_of,
+                        sync_options, with_tracking)
 
 FIELD_MANAGER = "gitops-ui"
 SYNCED, OUT_OF_SYNC = "Synced", "OutOfSync"
@@ -40,10 +40,6 @@ class ResourceState:
     requires_pruning: bool = False
     health: HealthResult | None = None
     error: str | None = None
-
-    @property
-    def wave_source(self) -> dict:
-        return self.desired or self.live
 
 
 @dataclass
@@ -78,20 +74,17 @@ def prepare(app: str, manifests: list[dict], cluster: Cluster, namespace: str
 
     Unknown kinds are an error unless a CustomResourceDefinition in the same set defines them.
     """
-    crd_scopes = {(c["spec"]["group"], c["spec"]["names"]["kind"]): c["spec"].get("scope")
-                  for c in manifests if c.get("kind") == "CustomResourceDefinition"
-                  and isinstance(c.get("spec"), dict) and "names" in c["spec"]}
+    scopes = defined_kinds(manifests)
     resources, hooks, errors = [], [], []
     for obj in manifests:
         key = key_of(obj)
         try:
-            namespaced = cluster.resource_for(obj["apiVersion"], obj["kind"]).namespaced
+            namespaced = cluster.resource_of(obj).namespaced
         except ResourceError as exc:
-            scope = crd_scopes.get((key.group, key.kind))
-            if scope is None:
+            if (key.group, key.kind) not in scopes:
                 errors.append(str(exc))
                 continue
-            namespaced = scope == "Namespaced"
+            namespaced = scopes[(key.group, key.kind)] == "Namespaced"
         obj = copy.deepcopy(obj)
         meta = obj["metadata"]
         if namespaced:
@@ -166,7 +159,7 @@ class Comparator:
         kinds = set()
         for obj in resources:
             try:
-                kinds.add(self.cluster.resource_for(obj["apiVersion"], obj["kind"]))
+                kinds.add(self.cluster.resource_of(obj))
             except ResourceError:
                 pass  # a CRD this app installs itself; watched once it exists
         self.cache.ensure_watching(kinds)
@@ -190,8 +183,7 @@ class Comparator:
             if state.predicted is not None and _rv(state.predicted) != _rv(live):
                 # The watch has not caught up with the server yet: compare with what the
                 # server answered from, or a controller's fresh write shows as drift.
-                fresh = self.cluster.get(self.cluster.resource_for(desired["apiVersion"], key.kind),
-                                         key.namespace or None, key.name)
+                fresh = self.cluster.read(desired)
                 if fresh is not None:
                     state.live = live = fresh
                     state.predicted = self._dry_run(state, missing=False)
@@ -225,22 +217,27 @@ class Comparator:
             return True  # cannot tell: let the dry run decide
 
     def _dry_run(self, state: ResourceState, missing: bool) -> dict | None:
-        options = sync_options(state.desired)
         try:
-            if "Replace=true" in options:
-                return self.cluster.replace(state.desired, FIELD_MANAGER, dry_run=True)
-            return self.cluster.apply(state.desired, FIELD_MANAGER, dry_run=True)
+            return write(self.cluster, state.desired, dry_run=True)
         except ResourceError as exc:
             # A missing object may live in a namespace or be of a kind that this sync creates
             # first; the sync's own dry run checks it again in order.
             if missing and exc.status in (404, None):
                 return None
-            if missing and "SkipDryRunOnMissingResource=true" in options:
+            if missing and "SkipDryRunOnMissingResource=true" in sync_options(state.desired):
                 return None
             state.error = str(exc)
             return None
-        except ClusterError:
-            raise
+
+
+def write(cluster: Cluster, obj: dict, *, dry_run: bool, replace: bool = False) -> dict:
+    """Send one manifest the way it asks to be sent: PUT with Replace=true (or `replace`),
+    POST when the server is to pick the name (generateName), else server-side apply."""
+    if replace or "Replace=true" in sync_options(obj):
+        return cluster.replace(obj, FIELD_MANAGER, dry_run=dry_run)
+    if not obj["metadata"].get("name"):
+        return cluster.create(obj, FIELD_MANAGER, dry_run=dry_run)
+    return cluster.apply(obj, FIELD_MANAGER, dry_run=dry_run)
 
 
 def normalise(obj: dict, rules: list[IgnoreRule] = ()) -> dict:

@@ -87,6 +87,18 @@ def with_tracking(app: str, obj: dict) -> dict:
     return out
 
 
+def defined_kinds(objs) -> dict[tuple[str, str], str]:
+    """(group, kind) -> scope ("Namespaced" or "Cluster") of each CustomResourceDefinition
+    among `objs`: kinds a sync may create before the cluster serves them."""
+    found = {}
+    for obj in objs:
+        spec = obj.get("spec")
+        if obj.get("kind") == "CustomResourceDefinition" and isinstance(spec, dict) \
+                and "group" in spec and "kind" in (spec.get("names") or {}):
+            found[(spec["group"], spec["names"]["kind"])] = spec.get("scope", "Namespaced")
+    return found
+
+
 def sync_wave(obj: dict) -> int:
     ann = annotations(obj)
     value = ann.get(ARGO + "sync-wave")

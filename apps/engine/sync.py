@@ -22,11 +22,11 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from .cluster import Cluster
-from .diff import FIELD_MANAGER, OUT_OF_SYNC, Comparison, ResourceState
+from .diff import OUT_OF_SYNC, Comparison, ResourceState, write
 from .errors import ClusterError, EngineError, ResourceError
 from .health import assess
-from .resources import (ResourceKey, hook_delete_policies, hook_types, key_of, kind_rank,
-                        sync_options, sync_wave, with_tracking)
+from .resources import (ResourceKey, defined_kinds, group_of, hook_delete_policies, hook_types,
+                        key_of, kind_rank, sync_options, sync_wave, with_tracking)
 
 PHASES = ("PreSync", "Sync", "PostSync")
 SUCCEEDED, FAILED, ERROR, TERMINATED, RUNNING = "Succeeded", "Failed", "Error", "Terminated", "Running"
@@ -104,6 +104,8 @@ class SyncOperation:
         self.terminate = terminate or threading.Event()
         self.results: list[ResourceResult] = []
         self.applied: list[tuple[dict, dict]] = []  # (manifest, the server's answer)
+        # Kinds whose CustomResourceDefinition this sync applies: not served before it runs.
+        self.defined_kinds = defined_kinds(r.desired for r in comparison.resources if r.desired)
 
     # --- entry point --------------------------------------------------------------------------
     def run(self) -> SyncResult:
@@ -142,8 +144,7 @@ class SyncOperation:
 
         if opts.create_namespace and self.namespace:
             ns = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": self.namespace}}
-            if self.cluster.get(self.cluster.resource_for("v1", "Namespace"), None,
-                                self.namespace) is None:
+            if self.cluster.read(ns) is None:
                 tasks.append(self._task("PreSync", -10**9, "create-namespace", ns))
 
         for state in self.comparison.resources:
@@ -185,8 +186,7 @@ class SyncOperation:
     def _dry_run(self, tasks: list[_Task]) -> None:
         created_namespaces = {t.result.key.name for t in tasks if t.result.key.kind == "Namespace"
                               and t.action != "prune" and t.result.status != "Synced"}
-        created_kinds = {(t.obj["spec"]["group"], t.obj["spec"]["names"]["kind"]) for t in tasks
-                         if t.result.key.kind == "CustomResourceDefinition" and t.action == "apply"}
+        created_kinds = defined_kinds(t.obj for t in tasks if t.action == "apply")
         # The comparison just ran the same dry run for each resource it could; only the rest
         # (hooks, objects whose namespace or CRD did not exist then) are checked here.
         checked = {s.key for s in self.comparison.resources if s.predicted is not None}
@@ -214,11 +214,7 @@ class SyncOperation:
                              + "; ".join(failures))
 
     def _exists(self, obj: dict) -> bool:
-        name = obj["metadata"].get("name")
-        if not name:
-            return False
-        resource = self.cluster.resource_for(obj["apiVersion"], obj["kind"])
-        return self.cluster.get(resource, obj["metadata"].get("namespace"), name) is not None
+        return bool(obj["metadata"].get("name")) and self.cluster.read(obj) is not None
 
     # --- execution ----------------------------------------------------------------------------
     def _execute(self, tasks: list[_Task]) -> None:
@@ -243,9 +239,8 @@ class SyncOperation:
         result = task.result
         try:
             if task.action == "prune":
-                resource = self.cluster.resource_for(task.obj["apiVersion"], task.obj["kind"])
-                self.cluster.delete(resource, result.key.namespace or None, result.key.name,
-                                    propagation="Foreground")
+                self.cluster.delete(self.cluster.resource_of(task.obj), result.key.namespace or None,
+                                    result.key.name, propagation="Foreground")
                 result.status, result.message = "Pruned", "pruned"
             elif task.action == "hook":
                 self._start_hook(task)
@@ -263,25 +258,17 @@ class SyncOperation:
     def _write(self, task: _Task, dry_run: bool) -> dict:
         if not dry_run:
             self._wait_until_served(task.obj)
-        obj = task.obj
-        if "Replace=true" in sync_options(obj) or self.options.replace:
-            return self.cluster.replace(obj, FIELD_MANAGER, dry_run=dry_run)
-        if task.action == "hook" and not obj["metadata"].get("name"):
-            return self.cluster.create(obj, FIELD_MANAGER, dry_run=dry_run)
-        return self.cluster.apply(obj, FIELD_MANAGER, dry_run=dry_run)
+        return write(self.cluster, task.obj, dry_run=dry_run, replace=self.options.replace)
 
     def _wait_until_served(self, obj: dict) -> None:
         """A custom resource whose CRD this sync just created: wait for the API to serve it."""
         deadline = time.monotonic() + 30
         while True:
             try:
-                self.cluster.resource_for(obj["apiVersion"], obj["kind"])
+                self.cluster.resource_of(obj)
                 return
             except ResourceError:
-                defined_here = any(
-                    r.desired and r.key.kind == "CustomResourceDefinition"
-                    and r.desired.get("spec", {}).get("names", {}).get("kind") == obj["kind"]
-                    for r in self.comparison.resources)
+                defined_here = (group_of(obj["apiVersion"]), obj["kind"]) in self.defined_kinds
                 if not defined_here or time.monotonic() > deadline:
                     raise
             self._check_terminate()
@@ -291,9 +278,8 @@ class SyncOperation:
     def _start_hook(self, task: _Task) -> None:
         obj = copy.deepcopy(task.obj)
         meta = obj["metadata"]
-        resource = self.cluster.resource_for(obj["apiVersion"], obj["kind"])
         if meta.get("name") and "BeforeHookCreation" in hook_delete_policies(obj):
-            self._delete_and_wait(resource, meta.get("namespace"), meta["name"])
+            self._delete_and_wait(self.cluster.resource_of(obj), meta.get("namespace"), meta["name"])
         if meta.get("name"):
             obj = with_tracking(self.app, obj)
         task.obj = obj
@@ -319,8 +305,8 @@ class SyncOperation:
             policies = hook_delete_policies(task.obj)
             if ("HookSucceeded" in policies and task.result.status == SUCCEEDED) or \
                     ("HookFailed" in policies and task.result.status == FAILED):
-                resource = self.cluster.resource_for(task.obj["apiVersion"], task.obj["kind"])
-                self.cluster.delete(resource, task.result.key.namespace or None, task.live_name,
+                self.cluster.delete(self.cluster.resource_of(task.obj),
+                                    task.result.key.namespace or None, task.live_name,
                                     propagation="Background")
 
     def _run_sync_fail_hooks(self, hooks: list[dict]) -> None:
@@ -347,9 +333,7 @@ class SyncOperation:
             still = []
             for task in pending:
                 key = task.result.key
-                resource = self.cluster.resource_for(task.obj["apiVersion"], task.obj["kind"])
-                live = self.cluster.get(resource, key.namespace or None, task.live_name or key.name)
-                health = assess(live)
+                health = assess(self.cluster.read(task.obj, task.live_name))
                 if health.status in ("Healthy", "Suspended"):
                     if task.action == "hook":
                         task.result.status, task.result.message = SUCCEEDED, health.message or "hook finished"
