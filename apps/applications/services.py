@@ -168,9 +168,7 @@ def rollback(app: Application, entry: HistoryEntry, user=None, *, mode: str = "p
                 author, repositories.credentials(app.repository))
         except SourceError as exc:
             raise ApplicationError(f"rollback in Git failed: {exc}") from None
-        Application.objects.filter(pk=app.pk).update(pinned_revision="")
-        app.pinned_revision = ""
-        schedule_refresh(app)
+        unpin(app)  # follow the branch again, which now holds the revert
         return sha
     raise ApplicationError(f"unknown rollback mode {mode!r} (pin or git)")
 
@@ -211,6 +209,10 @@ def _refresh_flag(app_name: str) -> str:
     return f"gitops-ui:refresh-queued:{app_name}"
 
 
+def _repository_refresh_flag(repo_id: int) -> str:
+    return f"gitops-ui:repository-refresh-queued:{repo_id}"
+
+
 def schedule_refresh(app: Application) -> None:
     schedule_refresh_by_name(app.name)
 
@@ -239,9 +241,7 @@ def refresh_now(app: Application) -> Operation | None:
     django_rq.get_connection(SYNC_QUEUE).delete(_refresh_flag(app.name))
     op = reconcile.refresh(app)
     if op:
-        from . import operations
-
-        operations.run(op.pk)
+        run_operation(op.pk)
     return op
 
 
@@ -289,20 +289,18 @@ def handle_push(url: str, token: str | None) -> list[Application]:
         raise NotPermitted("the webhook token does not match")
     for repo in repos:
         # Ahead of background refreshes (watch events, the schedule): a push is someone waiting.
-        _queue_once(f"gitops-ui:repository-refresh-queued:{repo.pk}", jobs.refresh_repository,
-                    repo.pk, at_front=True)
+        _queue_once(_repository_refresh_flag(repo.pk), jobs.refresh_repository, repo.pk,
+                    at_front=True)
     return list(Application.objects.filter(repository__in=repos))
 
 
 def refresh_repository(repo_id: int) -> int:
     """Refresh every app of one repository after a push: one ls-remote, the apps whose
     manifests changed first, their automated syncs run at once."""
-    django_rq.get_connection(SYNC_QUEUE).delete(f"gitops-ui:repository-refresh-queued:{repo_id}")
+    django_rq.get_connection(SYNC_QUEUE).delete(_repository_refresh_flag(repo_id))
     apps = list(Application.objects.select_related("repository", "cluster", "project")
                 .filter(repository_id=repo_id))
-    from . import operations
-
-    reconcile.refresh_many(apps, run_operation=lambda op: operations.run(op.pk))
+    reconcile.refresh_many(apps, run_operation=lambda op: run_operation(op.pk))
     return len(apps)
 
 

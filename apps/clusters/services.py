@@ -2,9 +2,12 @@
 runtime (connection, watch cache, comparator) per cluster per process."""
 from __future__ import annotations
 
+import hashlib
+import os
 import tempfile
 import threading
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 from apps.engine.cache import LiveStateCache
@@ -37,14 +40,20 @@ def connect(record: Cluster) -> EngineCluster:
             return EngineCluster.in_cluster(name=record.name)
         except Exception as exc:
             raise ClusterError(f"not running inside a cluster: {type(exc).__name__}") from None
-    ca_file = None
-    if record.ca_data:
-        handle = tempfile.NamedTemporaryFile("w", suffix=".crt", delete=False)
-        handle.write(record.ca_data)
-        handle.close()
-        ca_file = handle.name
+    ca_file = _ca_file(record.ca_data) if record.ca_data else None
     return EngineCluster.from_token(record.server, record.token, ca_file=ca_file,
                                     insecure=record.insecure, name=record.name)
+
+
+def _ca_file(pem: str) -> str:
+    """A file holding `pem` (TLS libraries want a path), named by its content: one per CA, not
+    one per connection."""
+    path = Path(tempfile.gettempdir()) / f"gitops-ui-ca-{hashlib.sha256(pem.encode()).hexdigest()[:24]}.crt"
+    if not path.exists():
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(pem)
+        tmp.replace(path)
+    return str(path)
 
 
 def on_live_change(listener: Callable) -> None:

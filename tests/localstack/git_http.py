@@ -90,13 +90,8 @@ class GitHTTP:
         if "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower():
             _dechunk(stream, body)
         else:
-            remaining = int(environ.get("CONTENT_LENGTH") or 0)
-            while remaining > 0:
-                block = stream.read(min(BLOCK, remaining))
-                if not block:
-                    raise ValueError("body shorter than Content-Length")
-                body.write(block)
-                remaining -= len(block)
+            _copy(stream, body, int(environ.get("CONTENT_LENGTH") or 0),
+                  "body shorter than Content-Length")
         length = body.tell()
         body.seek(0)
         return body, length
@@ -157,6 +152,16 @@ def _stream(proc):
         proc.wait()
 
 
+def _copy(stream, out, size: int, short: str) -> None:
+    """Copy exactly `size` bytes; a stream that ends sooner is a bad request (`short`)."""
+    while size > 0:
+        block = stream.read(min(BLOCK, size))
+        if not block:
+            raise ValueError(short)
+        out.write(block)
+        size -= len(block)
+
+
 def _dechunk(stream, out) -> None:
     """Decode an HTTP/1.1 chunked body from `stream` into `out`."""
     while True:
@@ -171,12 +176,7 @@ def _dechunk(stream, out) -> None:
             while stream.readline(8192) not in (b"\r\n", b"\n", b""):  # trailers
                 pass
             return
-        while size > 0:
-            block = stream.read(min(BLOCK, size))
-            if not block:
-                raise ValueError("chunked body ended early")
-            out.write(block)
-            size -= len(block)
+        _copy(stream, out, size, "chunked body ended early")
         stream.readline(8)  # CRLF after the chunk
 
 
