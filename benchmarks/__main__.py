@@ -66,11 +66,6 @@ def main(argv: list[str]) -> int:
     # Installed explicitly: a shell that starts us in the background leaves SIGINT ignored.
     signal.signal(signal.SIGINT, signal.default_int_handler)
 
-    if args.apps + 1 > workload.SERVICE_IP_CAPACITY:
-        workload.HEADLESS = True
-        data["args"]["headless_services"] = True
-        log(f"{args.apps} apps need more Service IPs than the local stack's 10.0.0.0/24 has: "
-            "their Services are headless (clusterIP: None)")
     stem = report.results_stem()
     system = System()
     sel = args.selected

@@ -20,18 +20,9 @@ def deployment(name: str) -> dict:
                                                            "ports": [{"containerPort": 80}]}]}}}}
 
 
-# The local stack's API server hands out Service IPs from 10.0.0.0/24 (tests/localstack/kube.py):
-# about 250 Services in all. Above that the apps' Services are made headless (no cluster IP),
-# which keeps the object count and shape; the run records it.
-SERVICE_IP_CAPACITY = 250
-HEADLESS = False
-
-
 def service(name: str) -> dict:
-    spec = {"selector": {"app": name}, "ports": [{"port": 80, "targetPort": 80}]}
-    if HEADLESS:
-        spec["clusterIP"] = "None"
-    return {"apiVersion": "v1", "kind": "Service", "metadata": {"name": name}, "spec": spec}
+    return {"apiVersion": "v1", "kind": "Service", "metadata": {"name": name},
+            "spec": {"selector": {"app": name}, "ports": [{"port": 80, "targetPort": 80}]}}
 
 
 def configmap(name: str, app: str, revision: str = "0") -> dict:
