@@ -20,6 +20,7 @@ from apps.core.events import group_for, publish
 from apps.engine.errors import ClusterError, EngineError
 from apps.engine.resources import ResourceKey
 from apps.engine.sync import SyncOperation, SyncOptions
+from apps.repositories import services as repositories
 
 from . import reconcile
 from .models import Application, HistoryEntry, Operation
@@ -61,7 +62,7 @@ def run(operation_id: int) -> Operation | None:
 def _sync(op: Operation, terminate: threading.Event) -> tuple[str, str, str]:
     app = op.application
     try:
-        sha = op.sha or (_resolve(app, op.revision) if op.revision else None)
+        sha = op.sha or (repositories.resolve(app.repository, op.revision) if op.revision else None)
         desired = reconcile.desired_state(app, sha=sha)
     except EngineError as exc:
         return Operation.Phase.FAILED, str(exc), ""
@@ -95,12 +96,6 @@ def _sync(op: Operation, terminate: threading.Event) -> tuple[str, str, str]:
         Application.objects.filter(pk=app.pk).update(synced_sha=desired.sha)
         app.synced_sha = desired.sha
     return result.phase, result.message, desired.sha
-
-
-def _resolve(app: Application, revision: str) -> str:
-    from apps.repositories import services as repositories
-
-    return repositories.resolve(app.repository, revision)
 
 
 def _options(app: Application, op: Operation) -> SyncOptions:
