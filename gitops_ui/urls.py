@@ -13,6 +13,7 @@ urlpatterns = [
     path("admin/rq/", include("django_rq.urls")),
     path("admin/", admin.site.urls),
     path("api/", include("apps.core.api.urls")),
+    path("api/", include("apps.accounts.api.urls")),
     path("api/", include("apps.clusters.api.urls")),
     path("api/", include("apps.repositories.api.urls")),
     path("api/", include("apps.applications.api.urls")),

@@ -17,7 +17,7 @@ def world(db):
                                      token=CLUSTER_TOKEN, kubeconfig=KUBECONFIG)
     repo = Repository.objects.create(url=REPO_URL, username="deploy", password=REPO_PASSWORD,
                                      webhook_secret=WEBHOOK_SECRET)
-    project = Project.objects.create(name="default")
+    project, _ = Project.objects.get_or_create(name="default")
     app = make_app("shop", project, repo, cluster, sync_status="Synced", health_status="Healthy")
     return SimpleNamespace(cluster=cluster, repo=repo, project=project, app=app)
 

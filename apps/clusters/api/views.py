@@ -9,6 +9,7 @@ from .serializers import ClusterSerializer
 
 class ClusterViewSet(viewsets.ModelViewSet):
     queryset = Cluster.objects.all()
+    action_permissions = {"check": "clusters.check_cluster"}
     serializer_class = ClusterSerializer
 
     @action(detail=True, methods=["post"])

@@ -9,6 +9,7 @@ from .serializers import RepositorySerializer
 
 class RepositoryViewSet(viewsets.ModelViewSet):
     queryset = Repository.objects.all()
+    action_permissions = {"check": "repositories.check_repository"}
     serializer_class = RepositorySerializer
 
     @action(detail=True, methods=["post"])

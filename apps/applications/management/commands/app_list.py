@@ -14,8 +14,8 @@ class Command(AppCommand):
             parser.add_argument(f"--{name}", default="", help=f"only applications with this {name}")
 
     def handle(self, *args, **opts):
-        apps = services.list_applications(
-            **{k: opts[k] for k in ("project", "sync", "health", "search")})
+        apps = self.visible(services.list_applications(
+            **{k: opts[k] for k in ("project", "sync", "health", "search")}))
         if opts["json"]:
             return self.json(ApplicationSerializer(apps, many=True).data)
         self.table(["NAME", "PROJECT", "SYNC", "HEALTH", "REVISION", "TARGET", "CLUSTER",

@@ -18,12 +18,12 @@ class Command(AppCommand):
         parser.add_argument("--mode", choices=["pin", "git"], default="pin")
 
     def handle(self, *args, **opts):
-        app = self.app(opts["name"])
+        app = self.app(opts["name"], "applications.rollback_application")
         entry = HistoryEntry.objects.filter(pk=opts["history_id"]).first()
         if entry is None:
             raise CommandError(f"no history entry {opts['history_id']}")
         try:
-            result = services.rollback(app, entry, None, mode=opts["mode"])
+            result = services.rollback(app, entry, self.user, mode=opts["mode"])
         except services.ApplicationError as exc:
             raise CommandError(str(exc)) from None
         if isinstance(result, Operation):

@@ -24,9 +24,9 @@ class Command(AppCommand):
         parser.add_argument("--wait", action="store_true", help="run the sync in this process")
 
     def handle(self, *args, **opts):
-        app = self.app(opts["name"])
+        app = self.app(opts["name"], "applications.sync_application")
         try:
-            op = services.request_sync(app, None, revision=opts["revision"], prune=opts["prune"],
+            op = services.request_sync(app, self.user, revision=opts["revision"], prune=opts["prune"],
                                        dry_run=opts["dry_run"], resources=opts["resources"],
                                        enqueue=not opts["wait"])
         except services.ApplicationError as exc:
