@@ -4,7 +4,7 @@
 
 run:
 	@tools/install.sh python
-	.venv/bin/python -m gitops_ui.launcher
+	@.venv/bin/python -m gitops_ui.launcher
 
 test: deps
 	.venv/bin/python -m pytest $(PYTEST_ARGS)

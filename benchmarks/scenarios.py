@@ -246,6 +246,7 @@ def latency(ctx: Context, label: str, pushes: int) -> dict:
     payload = {"object_kind": "push", "ref": "refs/heads/main",
                "project": {"git_http_url": ctx.repo.url},
                "repository": {"git_http_url": ctx.repo.url}}
+    webhook_token = os.environ["GITOPS_UI_WEBHOOK_SECRET"]  # set by System.setup_django
     samples = []
     for i in range(1, pushes + 1):
         wait_idle()
@@ -257,7 +258,8 @@ def latency(ctx: Context, label: str, pushes: int) -> dict:
         ctx.repo.commit_and_push(f"{label} push {i}")
         push_s = push_watch.elapsed
         t0 = time.perf_counter()
-        response = requests.post(url, json=payload, headers={"X-Gitlab-Event": "Push Hook"},
+        response = requests.post(url, json=payload, headers={"X-Gitlab-Event": "Push Hook",
+                                                           "X-Gitlab-Token": webhook_token},
                                  timeout=60)
         hook_s = time.perf_counter() - t0
         if response.status_code != 202:

@@ -6,6 +6,7 @@ Everything started here is stopped by System.close(), which __main__ calls in a 
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -61,6 +62,8 @@ class System:
             "GITOPS_UI_DATA_DIR": str(data),
             "DJANGO_SETTINGS_MODULE": "gitops_ui.settings",
             "GITOPS_UI_LOG_LEVEL": os.environ.get("GITOPS_UI_LOG_LEVEL", "WARNING"),
+            # Webhooks are refused without a secret; the latency scenario sends this one.
+            "GITOPS_UI_WEBHOOK_SECRET": secrets.token_urlsafe(24),
         })
         import django
         from django.core.management import call_command

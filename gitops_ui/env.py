@@ -46,9 +46,36 @@ def persistent_secret(name: str, filename: str) -> str:
         return value
     path = data_dir() / filename
     if not path.exists():
-        path.touch(mode=0o600)
-        path.write_text(secrets.token_urlsafe(48))
+        generate_secret_file(path)
     return path.read_text().strip()
+
+
+def generate_secret_file(path: Path) -> bool:
+    """Write a new random secret to `path` unless it exists; True if this call wrote it.
+
+    Written to a private temporary file, then linked into place: processes starting together
+    (web, workers) never read a half-written file, and the first writer wins.
+    """
+    tmp = path.with_name(f".{path.name}.{os.getpid()}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(secrets.token_urlsafe(48))
+    try:
+        os.link(tmp, path)
+        return True
+    except FileExistsError:
+        return False
+    finally:
+        tmp.unlink()
+
+
+WEBHOOK_SECRET_FILE = "webhook_secret"
+
+
+def webhook_secret() -> str:
+    """GITOPS_UI_WEBHOOK_SECRET, else the one `make run` generated on first start: webhooks
+    are refused unless they send it (GITOPS_UI_WEBHOOK_OPEN=true accepts them without)."""
+    return persistent_secret("GITOPS_UI_WEBHOOK_SECRET", WEBHOOK_SECRET_FILE)
 
 
 def database_from_url(url: str) -> dict:

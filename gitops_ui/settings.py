@@ -12,14 +12,18 @@
 | GITOPS_UI_DATA_DIR | ./var | where the embedded defaults live |
 | GITOPS_UI_LOG_LEVEL | INFO | log level of the platform's own loggers |
 | GITOPS_UI_REFRESH_INTERVAL | 180 | seconds between refreshes of an application (plus jitter) |
-| GITOPS_UI_WEBHOOK_SECRET | (none) | token git webhooks must send (X-Gitlab-Token or ?token=) |
+| GITOPS_UI_WEBHOOK_SECRET | generated once into the data dir (`make run` prints it) | token git webhooks must send (X-Gitlab-Token or ?token=) |
+| GITOPS_UI_WEBHOOK_OPEN | false | accept webhooks that send no token (anyone may then trigger refreshes) |
 | GITOPS_UI_SYNC_HEALTH_TIMEOUT | 300 | seconds a sync waits for one wave to become healthy |
 | GITOPS_UI_RETRY_BACKOFF | 5 | seconds before the first automated retry of a failed revision |
 | GITOPS_UI_TOOLS_BIN | (PATH) | folder holding the kustomize and helm binaries |
+| GITOPS_UI_MAX_BODY_BYTES | 1048576 | largest request body accepted; /api/ answers 413 above it |
+| GITOPS_UI_TOKEN_DAYS | 30 | days an API token is valid |
 """
 from gitops_ui.env import (BASE_DIR, data_dir, database_from_url, env_bool, env_list,
-                           persistent_secret, redis_url)
+                           persistent_secret, redis_url, webhook_secret)
 import os
+from datetime import timedelta
 
 DATA_DIR = data_dir()
 SECRET_KEY = persistent_secret("GITOPS_UI_SECRET_KEY", "secret_key")
@@ -37,7 +41,8 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "rest_framework",
-    "rest_framework.authtoken",
+    "knox",
+    "rules.apps.AutodiscoverRulesConfig",  # imports each app's rules.py (permissions)
     "channels",
     "django_rq",
     "apps.accounts",
@@ -49,6 +54,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "apps.core.middleware.BodySizeLimit",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -77,6 +83,9 @@ DATABASES = {"default": database_from_url(
     os.environ.get("DATABASE_URL") or f"sqlite:///{DATA_DIR / 'db.sqlite3'}")}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "accounts.User"
+# Passwords through Django; every permission through the rules of apps/*/rules.py (apps/core/access.py).
+AUTHENTICATION_BACKENDS = ["rules.permissions.ObjectPermissionBackend",
+                           "apps.core.access.AuthenticationBackend"]
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -108,15 +117,20 @@ CHANNEL_LAYERS = {"default": {
 }}
 
 REST_FRAMEWORK = {
+    # Token first: an unauthenticated request gets 401 with `WWW-Authenticate: Token`.
     "DEFAULT_AUTHENTICATION_CLASSES": [
+        "knox.auth.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
-        "rest_framework.authentication.TokenAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PERMISSION_CLASSES": ["apps.core.api.permissions.ActionPermission"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
     "EXCEPTION_HANDLER": "apps.core.api.exceptions.exception_handler",
 }
+
+# API tokens are stored hashed (knox); they expire unless renewed by creating a new one.
+REST_KNOX = {"TOKEN_TTL": timedelta(days=float(os.environ.get("GITOPS_UI_TOKEN_DAYS", "30"))),
+             "AUTH_HEADER_PREFIX": "Token"}
 
 SESSION_COOKIE_HTTPONLY = True
 CSRF_COOKIE_SAMESITE = "Lax"
@@ -141,8 +155,12 @@ GITOPS_UI_HEARTBEAT_INTERVAL = float(os.environ.get("GITOPS_UI_HEARTBEAT_INTERVA
 
 # Applications: see the table at the top.
 GITOPS_UI_REFRESH_INTERVAL = float(os.environ.get("GITOPS_UI_REFRESH_INTERVAL", "180"))
-GITOPS_UI_WEBHOOK_SECRET = os.environ.get("GITOPS_UI_WEBHOOK_SECRET", "")
+GITOPS_UI_WEBHOOK_SECRET = webhook_secret()
+GITOPS_UI_WEBHOOK_OPEN = env_bool("GITOPS_UI_WEBHOOK_OPEN", False)
 GITOPS_UI_SYNC_HEALTH_TIMEOUT = float(os.environ.get("GITOPS_UI_SYNC_HEALTH_TIMEOUT", "300"))
 GITOPS_UI_RETRY_BACKOFF = float(os.environ.get("GITOPS_UI_RETRY_BACKOFF", "5"))
 GITOPS_UI_OPERATION_HEARTBEAT = float(os.environ.get("GITOPS_UI_OPERATION_HEARTBEAT", "2"))
 GITOPS_UI_OPERATION_TIMEOUT = int(os.environ.get("GITOPS_UI_OPERATION_TIMEOUT", "3600"))
+GITOPS_UI_MAX_BODY_BYTES = int(os.environ.get("GITOPS_UI_MAX_BODY_BYTES", str(1024 * 1024)))
+# Django's own limit on parsed bodies follows, so a body without Content-Length is held to it too.
+DATA_UPLOAD_MAX_MEMORY_SIZE = GITOPS_UI_MAX_BODY_BYTES

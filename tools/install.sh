@@ -23,10 +23,18 @@ install_python() {
   # Re-install only when a requirements file changed since the last install.
   local stamp="$stamps/venv-$( (cat requirements.txt requirements-test.txt; $python --version) | sha256sum | cut -c1-12)"
   [[ -f "$stamp" && -x .venv/bin/python ]] && return
-  [[ -x .venv/bin/python ]] || "$python" -m venv .venv
+  # pip is quiet: say what is going on, or a first `make run` looks stuck for a minute.
+  if [[ -x .venv/bin/python ]]; then
+    echo "install.sh: updating the Python packages in .venv (the requirements changed)…" >&2
+  else
+    echo "install.sh: creating .venv with $python…" >&2
+    "$python" -m venv .venv
+    echo "install.sh: installing the Python packages into .venv (first run, about a minute)…" >&2
+  fi
   .venv/bin/pip install --quiet --disable-pip-version-check -r requirements-test.txt
   rm -f "$stamps"/venv-*
   touch "$stamp"
+  echo "install.sh: Python packages done" >&2
 }
 
 install_system() {

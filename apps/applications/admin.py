@@ -1,17 +1,32 @@
 from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 
-from . import services
-from .models import Application, HistoryEntry, Operation, Project
+from apps.core.admin import PermissionCheckedAdmin
+from apps.core.queues import QueueUnavailable
+
+from . import services, spec
+from .models import Application, HistoryEntry, Operation, Project, ProjectMember
+from .rules import visible
 
 STATUS_FIELDS = ["pinned_revision", "sync_status", "health_status", "health_message", "target_sha",
                  "synced_sha", "conditions", "resources", "reconciled_at", "created_at"]
 
 
+class ProjectMemberInline(admin.TabularInline):
+    model = ProjectMember
+    extra = 1
+    autocomplete_fields = ["user"]
+
+
 @admin.register(Project)
-class ProjectAdmin(admin.ModelAdmin):
+class ProjectAdmin(PermissionCheckedAdmin):
     list_display = ["name", "description"]
     search_fields = ["name"]
+    inlines = [ProjectMemberInline]
+
+    def get_queryset(self, request):
+        return visible(request.user, super().get_queryset(request), "pk")
 
 
 class ApplicationForm(forms.ModelForm):
@@ -21,6 +36,12 @@ class ApplicationForm(forms.ModelForm):
 
     def clean(self):
         data = super().clean()
+        for name, clean_field in spec.CLEANERS.items():  # what the engine accepts (spec.py)
+            if name in data:
+                try:
+                    data[name] = clean_field(data[name])
+                except spec.InvalidSpec as exc:
+                    self.add_error(name, str(exc))
         if not self.errors:
             where = {k: data[k] for k in ("project", "repository", "cluster", "namespace")}
             try:
@@ -31,38 +52,67 @@ class ApplicationForm(forms.ModelForm):
 
 
 @admin.register(Application)
-class ApplicationAdmin(admin.ModelAdmin):
+class ApplicationAdmin(PermissionCheckedAdmin):
     form = ApplicationForm
     list_display = ["name", "project", "sync_status", "health_status", "target_sha_short",
                     "automated"]
-    list_filter = ["sync_status", "health_status", "project", "automated"]
+    list_filter = ["sync_status", "health_status", ("project", admin.RelatedOnlyFieldListFilter),
+                   "automated"]
     search_fields = ["name", "repository__url", "namespace"]
     readonly_fields = STATUS_FIELDS
     actions = ["sync_now", "refresh"]
+
+    def get_queryset(self, request):
+        return visible(request.user, super().get_queryset(request))
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if db_field.name == "project":  # only projects where the user may add applications
+            kwargs["queryset"] = Project.objects.filter(pk__in=[
+                p.pk for p in Project.objects.all()
+                if request.user.has_perm("applications.add_application", Application(project=p))])
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def has_sync_permission(self, request):
+        return request.user.has_perm("applications.sync_application")
+
+    def has_refresh_permission(self, request):
+        return request.user.has_perm("applications.refresh_application")
+
+    def save_model(self, request, obj, form, change):
+        # The project may have changed in the form: the role must hold in the new one too.
+        if not request.user.has_perm("applications.add_application", obj):
+            raise PermissionDenied
+        super().save_model(request, obj, form, change)
 
     @admin.display(description="target", ordering="target_sha")
     def target_sha_short(self, app):
         return app.target_sha[:12]
 
-    @admin.action(description="Sync now")
+    @admin.action(description="Sync now", permissions=["sync"])
     def sync_now(self, request, queryset):
-        for app in queryset.select_related("project", "repository", "cluster"):
+        apps = queryset.select_related("project", "repository", "cluster")
+        for app in self.allowed(request, "applications.sync_application", apps):
             try:
                 services.request_sync(app, request.user)
-            except services.ApplicationError as exc:
+            except (services.ApplicationError, QueueUnavailable) as exc:
                 self.message_user(request, f"{app.name}: {exc}", messages.ERROR)
             else:
                 self.message_user(request, f"{app.name}: sync queued", messages.SUCCESS)
 
-    @admin.action(description="Refresh")
+    @admin.action(description="Refresh", permissions=["refresh"])
     def refresh(self, request, queryset):
-        for app in queryset:
-            services.schedule_refresh(app)
-        self.message_user(request, f"refresh queued for {queryset.count()} application(s)")
+        apps = self.allowed(request, "applications.refresh_application", queryset)
+        try:
+            for app in apps:
+                services.schedule_refresh(app)
+        except QueueUnavailable as exc:
+            self.message_user(request, str(exc), messages.ERROR)
+        else:
+            self.message_user(request, f"refresh queued for {len(apps)} application(s)")
 
 
 @admin.register(Operation)
-class OperationAdmin(admin.ModelAdmin):
+class OperationAdmin(PermissionCheckedAdmin):
     """Operations are written by the workers; the only change made here is to terminate one."""
 
     list_display = ["id", "application", "kind", "phase", "sha_short", "initiator", "created_at",
@@ -71,19 +121,29 @@ class OperationAdmin(admin.ModelAdmin):
     search_fields = ["application__name", "sha"]
     actions = ["terminate"]
 
+    def get_queryset(self, request):
+        return visible(request.user, super().get_queryset(request), "application__project")
+
     def has_add_permission(self, request):
         return False
 
     def has_change_permission(self, request, obj=None):
         return False
 
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def has_terminate_permission(self, request):
+        return request.user.has_perm("applications.terminate_operation")
+
     @admin.display(description="sha")
     def sha_short(self, op):
         return op.sha[:12]
 
-    @admin.action(description="Terminate", permissions=["view"])
+    @admin.action(description="Terminate", permissions=["terminate"])
     def terminate(self, request, queryset):
-        for op in queryset:
+        ops = queryset.select_related("application")
+        for op in self.allowed(request, "applications.terminate_operation", ops):
             try:
                 services.terminate(op)
             except services.ApplicationError as exc:
@@ -91,9 +151,12 @@ class OperationAdmin(admin.ModelAdmin):
 
 
 @admin.register(HistoryEntry)
-class HistoryEntryAdmin(admin.ModelAdmin):
+class HistoryEntryAdmin(PermissionCheckedAdmin):
     list_display = ["application", "sha_short", "revision", "deployed_at", "deployed_by"]
-    list_filter = ["application"]
+    search_fields = ["application__name", "sha"]
+
+    def get_queryset(self, request):
+        return visible(request.user, super().get_queryset(request), "application__project")
 
     def has_add_permission(self, request):
         return False

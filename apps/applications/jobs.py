@@ -11,10 +11,10 @@ def refresh(app_name: str):
         services.refresh_now(app)
 
 
-def refresh_repository(repository_id: int):
+def refresh_repository(repository_id: int, ref: str = "", default_branch: str = ""):
     from . import services
 
-    services.refresh_repository(repository_id)
+    services.refresh_repository(repository_id, ref, default_branch)
 
 
 def run_operation(operation_id: int):

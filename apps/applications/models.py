@@ -21,6 +21,28 @@ class Project(models.Model):
         return self.name
 
 
+class ProjectMember(models.Model):
+    """A user's role in one project (apps/core/access.py says what each role may do)."""
+
+    class Role(models.TextChoices):
+        VIEWER = "viewer", "viewer: read"
+        OPERATOR = "operator", "operator: sync, rollback, refresh, terminate"
+        ADMIN = "admin", "admin: also create, edit and delete applications"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="members")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE,
+                             related_name="project_roles")
+    role = models.CharField(max_length=16, choices=Role.choices, default=Role.VIEWER)
+
+    class Meta:
+        ordering = ["project", "user"]
+        constraints = [models.UniqueConstraint(fields=["project", "user"],
+                                               name="one_role_per_user_and_project")]
+
+    def __str__(self):
+        return f"{self.user} is {self.role} of {self.project}"
+
+
 class Application(models.Model):
     class Tool(models.TextChoices):
         AUTO = "", "detect"
@@ -56,6 +78,8 @@ class Application(models.Model):
         default=2, help_text="automated retries of a failed revision, with backoff")
     pinned_revision = models.CharField(max_length=64, blank=True, help_text=(
         "set by a rollback: this commit is deployed instead of the revision until unpinned"))
+    resume_automated = models.BooleanField(default=False, help_text=(
+        "automated sync was on when a pinned rollback turned it off; unpinning turns it back on"))
     # Status, written by refreshes and operations
     sync_status = models.CharField(max_length=16, default="Unknown")
     health_status = models.CharField(max_length=16, default="Unknown")

@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from apps.clusters import services as clusters
 from apps.core.events import group_for, publish
-from apps.engine.errors import ClusterError, EngineError
+from apps.engine.errors import EngineError
 from apps.engine.resources import ResourceKey
 from apps.engine.sync import SyncOperation, SyncOptions
 from apps.repositories import services as repositories
@@ -44,7 +44,7 @@ def run(operation_id: int) -> Operation | None:
         phase, message, sha = _sync(op, terminate)
     except Exception as exc:  # record any bug on the operation rather than leave it Running
         log.exception("operation %s failed unexpectedly", op.pk)
-        phase, message, sha = Operation.Phase.ERROR, f"{type(exc).__name__}: {exc}", op.sha
+        phase, message, sha = Operation.Phase.ERROR, reconcile.describe_unexpected(exc), op.sha
     finally:
         beat.stop()
     op.phase, op.message, op.finished_at = phase, message, timezone.now()
@@ -70,7 +70,7 @@ def _sync(op: Operation, terminate: threading.Event) -> tuple[str, str, str]:
     try:
         comparison = reconcile.compare(app, desired)
         runtime = clusters.runtime(app.cluster)
-    except ClusterError as exc:
+    except EngineError as exc:  # unreachable cluster, or a read it refused (e.g. 403)
         return Operation.Phase.ERROR, str(exc), desired.sha
     if not desired.manifests and not app.allow_empty and op.automated:
         return Operation.Phase.FAILED, "Git renders no resources and allow-empty is off", desired.sha

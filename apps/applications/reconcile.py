@@ -1,8 +1,11 @@
 """Refresh: Git revision → rendered manifests → comparison with the live cluster → app status.
 
-Every failure becomes a condition on the application and keeps its last known sync and health:
-an unreachable git server or cluster, a render error, an unknown kind. Nothing here applies
-anything; automated syncs are decided here and run by operations.py.
+Every failure becomes a condition on the application, a bug included: an unreachable git server
+or cluster, a render error, an unknown kind, a TypeError. A comparison that could not be made
+sets the sync status to Unknown (as Argo CD does) rather than keep a stale "Synced"; health
+becomes Unknown too when the cluster cannot be reached. The last known resource list is kept, so
+the user still sees what was deployed. Nothing here applies anything; automated syncs are
+decided here and run by operations.py.
 """
 from __future__ import annotations
 
@@ -11,8 +14,10 @@ import hashlib
 import json
 import logging
 import os
+import re
 import shutil
 from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -22,9 +27,10 @@ from django.conf import settings
 from django.utils import timezone
 
 from apps.clusters import services as clusters
+from apps.clusters.models import Cluster
 from apps.core.events import group_for, publish
 from apps.engine.diff import Comparison, IgnoreRule
-from apps.engine.errors import ClusterError, EngineError, RenderError, SourceError
+from apps.engine.errors import ClusterError, EngineError
 from apps.engine.source import (HelmSpec, KustomizeSpec, RenderTools, SourceSpec, detect_tool,
                                 render)
 from apps.repositories import services as repositories
@@ -66,7 +72,8 @@ def source_spec(app: Application) -> SourceSpec:
         include=src.get("include"), exclude=src.get("exclude"), recurse=src.get("recurse", True),
         helm=HelmSpec(release_name=helm.get("release_name") or app.name, namespace=app.namespace,
                       values_files=helm.get("values_files", []), values=helm.get("values", ""),
-                      parameters=helm.get("parameters", {})),
+                      parameters=helm.get("parameters", {}),
+                      string_parameters=helm.get("string_parameters", {})),
         kustomize=KustomizeSpec(**{k: v for k, v in kustomize.items()
                                    if k in ("name_prefix", "name_suffix", "namespace", "images")}))
 
@@ -127,8 +134,8 @@ def changed_first(apps: list[Application], known_refs: dict) -> list[Application
         try:
             sha = repositories.resolve(app.repository, app.target_revision, known_refs)
             return _renders.contains(render_key(app, repositories.checkout(app.repository, sha), sha))
-        except EngineError:
-            return False  # its refresh will record the error
+        except Exception:  # its refresh records the error, a bug included
+            return False
     return sorted(apps, key=unchanged)
 
 
@@ -179,29 +186,77 @@ def status_event(app: Application) -> dict:
             "conditions": app.conditions, "resources": app.resources}
 
 
+# --- failures ----------------------------------------------------------------------------------
+_URL_CREDENTIALS = re.compile(r"(://)[^/@\s]+@")
+
+
+def describe_unexpected(exc: Exception) -> str:
+    """One line naming a bug's exception, fit for a condition and a log: first line, shortened,
+    credentials in URLs removed."""
+    lines = str(exc).strip().splitlines()
+    text = _URL_CREDENTIALS.sub(r"\1***@", lines[0][:300]) if lines else ""
+    return f"unexpected error: {type(exc).__name__}" + (f": {text}" if text else "")
+
+
+def record_failure(app: Application, exc: Exception, target_sha: str = "") -> None:
+    """Show why the app could not be compared. Sync becomes Unknown, health too when the cluster
+    cannot be reached (the render failing leaves the live health known); the resource list
+    stays. The reconcile time is set, so the app waits for its next turn instead of failing
+    again every few seconds (refresh_due retries ClusterErrors once the cluster answers)."""
+    fields = {"sync_status": "Unknown"}
+    if target_sha:
+        fields["target_sha"] = target_sha
+    if isinstance(exc, ClusterError):
+        kind, message = "ClusterError", str(exc)
+        fields["health_status"] = "Unknown"
+    elif isinstance(exc, EngineError):
+        kind, message = "ComparisonError", str(exc)
+    else:
+        kind, message = "ComparisonError", describe_unexpected(exc)
+        # One line, once per distinct cause: the condition is what the user reads.
+        already_known = any(c.get("message") == message for c in app.conditions or [])
+        log.log(logging.DEBUG if already_known else logging.ERROR,
+                "refresh of %s failed: %s", app.name, message)
+    try:
+        save_status(app, conditions=[condition(kind, message)], **fields)
+    except Exception as save_exc:  # e.g. the database is down: say so, go on
+        log.error("cannot record the failed refresh of %s: %s", app.name,
+                  describe_unexpected(save_exc))
+
+
 # --- refresh -----------------------------------------------------------------------------------
 def refresh(app: Application, known_refs: dict | None = None, auto_sync: bool = True
             ) -> Operation | None:
     """Compare the app with Git and the cluster, save its status; return an automated sync
-    operation (created, not yet run) when the sync policy calls for one."""
+    operation (created, not yet run) when the sync policy calls for one. Never raises: every
+    failure is recorded on the app (record_failure)."""
+    sha = ""
     try:
-        desired = desired_state(app, known_refs)
-    except (SourceError, RenderError) as exc:
-        save_status(app, sync_status="Unknown" if not app.target_sha else app.sync_status,
-                    conditions=[condition("ComparisonError", str(exc))])
-        return None
-    try:
+        sha = repositories.resolve(app.repository, app.target_revision, known_refs)
+        desired = desired_state(app, sha=sha)
         comparison = compare(app, desired)
-    except ClusterError as exc:
-        save_status(app, target_sha=desired.sha, conditions=[condition("ClusterError", str(exc))])
+        conditions = [condition("ComparisonError", e) for e in comparison.errors]
+        save_status(app, target_sha=desired.sha, sync_status=comparison.sync,
+                    health_status=comparison.health, resources=resource_summary(comparison),
+                    conditions=conditions + _sync_conditions(app))
+    except Exception as exc:  # a bug in one app's refresh is that app's condition
+        record_failure(app, exc, target_sha=sha)  # the commit that failed, when known
         return None
-    conditions = [condition("ComparisonError", e) for e in comparison.errors]
-    save_status(app, target_sha=desired.sha, sync_status=comparison.sync,
-                health_status=comparison.health, resources=resource_summary(comparison),
-                conditions=conditions + _sync_conditions(app))
-    if auto_sync and not comparison.errors:
+    if not auto_sync or comparison.errors:
+        return None
+    try:
         return _automated_sync(app, desired, comparison)
-    return None
+    except Exception as exc:  # e.g. the project no longer allows the destination
+        from .services import ApplicationError
+
+        if isinstance(exc, ApplicationError):
+            message = str(exc)
+        else:
+            message = describe_unexpected(exc)
+            log.error("automated sync of %s could not start: %s", app.name, message)
+        save_status(app, conditions=app.conditions + [condition(
+            "SyncError", f"automated sync could not start: {message}")])
+        return None
 
 
 def _sync_conditions(app: Application) -> list[dict]:
@@ -246,6 +301,22 @@ def _retry_allowed(app: Application, sha: str) -> bool:
     return timezone.now() >= failed[0].finished_at + backoff
 
 
+def unreachable_clusters() -> dict[int, str]:
+    """Cluster id -> why it cannot be reached, for each cluster with applications that does not
+    answer right now. One short probe per cluster, all at once: a dead cluster costs one timeout."""
+    records = list(Cluster.objects.filter(applications__isnull=False).distinct())
+    if not records:
+        return {}
+    with ThreadPoolExecutor(max_workers=min(8, len(records))) as pool:
+        reasons = list(pool.map(clusters.unreachable, records))
+    return {record.pk: why for record, why in zip(records, reasons) if why}
+
+
+def mark_unreachable(app: Application, why: str) -> None:
+    """Show at once that the app's cluster does not answer, without a refresh that would fail."""
+    record_failure(app, ClusterError(why))
+
+
 def refresh_many(apps: list[Application], run_operation=None) -> list[Operation]:
     """Refresh applications with one ls-remote per repository, changed ones first.
 
@@ -260,19 +331,12 @@ def refresh_many(apps: list[Application], run_operation=None) -> list[Operation]
         repo = group[0].repository
         try:
             refs = repositories.refs(repo)
-        except SourceError as exc:
+        except Exception as exc:  # shown on each app of the repository
             for app in group:
-                save_status(app, conditions=[condition("ComparisonError", str(exc))])
+                record_failure(app, exc)
             continue
         for app in changed_first(group, refs):
-            try:
-                op = refresh(app, known_refs=refs)
-            except EngineError as exc:  # one app's trouble never stops the others
-                save_status(app, conditions=[condition("ComparisonError", str(exc))])
-                continue
-            except Exception:
-                log.exception("refresh of %s failed", app.name)
-                continue
+            op = refresh(app, known_refs=refs)  # one app's trouble never stops the others
             if op and run_operation:
                 run_operation(op)
             elif op:

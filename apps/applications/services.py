@@ -2,8 +2,12 @@
 from __future__ import annotations
 
 import fnmatch
+import hashlib
 import hmac
+import logging
 import zlib
+from contextlib import suppress
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 import django_rq
@@ -12,12 +16,14 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from apps.core.queues import REDIS_DOWN, QueueUnavailable, queue_errors
 from apps.engine.errors import SourceError
 from apps.repositories import services as repositories
 
-from . import jobs, reconcile
-from .models import Application, HistoryEntry, Operation, Project
+from . import jobs, reconcile, spec
+from .models import Application, HistoryEntry, Operation, Project, ProjectMember
 SYNC_QUEUE = "sync"
+log = logging.getLogger(__name__)
 
 
 class ApplicationError(Exception):
@@ -34,6 +40,23 @@ class NotPermitted(ApplicationError):
 
 class OperationFinished(ApplicationError):
     """The operation has already ended; there is nothing to terminate."""
+
+
+class WebhookSecretMissing(NotPermitted):
+    """No webhook secret applies to the pushed repository, and open mode is off."""
+
+
+# --- projects ----------------------------------------------------------------------------------
+@transaction.atomic
+def save_project(project: Project, members: list[dict] | None = None) -> Project:
+    """Save a project; `members` ([{"user": User, "role": "operator"}]), when given, replaces
+    who may see and act on its applications."""
+    project.save()
+    if members is not None:
+        project.members.all().delete()
+        ProjectMember.objects.bulk_create(
+            ProjectMember(project=project, user=m["user"], role=m["role"]) for m in members)
+    return project
 
 
 # --- applications ------------------------------------------------------------------------------
@@ -53,11 +76,12 @@ def list_applications(*, sync: str = "", health: str = "", project: str = "", se
 
 
 def create_application(**fields) -> Application:
-    """Save a new application the project allows, and refresh it soon."""
-    app = Application(**fields)
+    """Save a new application the project allows, and refresh it soon. spec.InvalidSpec when a
+    field holds what the engine cannot use (spec.py)."""
+    app = Application(**spec.clean(fields))
     check_project_allows(app)
     app.save()
-    schedule_refresh(app)
+    _refresh_soon(app)
     return app
 
 
@@ -66,12 +90,21 @@ def update_application(app: Application, **fields) -> Application:
     cannot change; the result must still be allowed by its project."""
     if "name" in fields and fields["name"] != app.name:
         raise ApplicationError("an application cannot be renamed (its resources are tracked by name)")
-    for name, value in fields.items():
+    for name, value in spec.clean(fields).items():
         setattr(app, name, value)
     check_project_allows(app)
     app.save()
-    schedule_refresh(app)
+    _refresh_soon(app)
     return app
+
+
+def _refresh_soon(app: Application) -> None:
+    """The change is saved either way: with the queue down, the reconciler's schedule picks the
+    app up (within GITOPS_UI_REFRESH_INTERVAL) instead of a worker right away."""
+    try:
+        schedule_refresh(app)
+    except QueueUnavailable as exc:
+        log.warning("%s saved; %s", app.name, exc)
 
 
 def delete_application(app: Application) -> None:
@@ -101,8 +134,14 @@ def request_sync(app: Application, user=None, *, revision: str = "", prune: bool
                  automated: bool = False, kind: str = Operation.Kind.SYNC,
                  enqueue: bool = True) -> Operation:
     """Create a sync operation and queue it. One active operation per application: the
-    database refuses a second (OperationInProgress)."""
+    database refuses a second (OperationInProgress). QueueUnavailable when the job cannot be
+    queued: no operation is left behind then."""
     check_project_allows(app)
+    if enqueue:
+        # Before anything is written: in a caller's transaction (a pinned rollback) the whole
+        # action is then undone, not just the operation.
+        with queue_errors(f"the {kind} of {app.name}"):
+            django_rq.get_connection(SYNC_QUEUE).ping()
     options = {"prune": app.prune if prune is None else prune, "dry_run": dry_run}
     if resources:
         options["resources"] = list(resources)
@@ -119,13 +158,25 @@ def request_sync(app: Application, user=None, *, revision: str = "", prune: bool
 
 
 def enqueue_operation(op: Operation) -> None:
+    """Queue the operation's job once its row is committed. If the queue cannot take it, the
+    operation is deleted (it never started, and a Pending row would block the app's next sync
+    until reaped) and QueueUnavailable raised."""
     job_id = f"operation-{op.pk}"
     Operation.objects.filter(pk=op.pk).update(job_id=job_id)
     op.job_id = job_id
-    # Someone's click goes ahead of background work; automated syncs wait their turn.
-    django_rq.get_queue(SYNC_QUEUE).enqueue(jobs.run_operation, op.pk, job_id=job_id,
-                                            job_timeout=settings.GITOPS_UI_OPERATION_TIMEOUT,
-                                            at_front=not op.automated)
+
+    def queue_it():
+        try:
+            with queue_errors(f"the {op.kind} of {op.application.name}"):
+                # Someone's click goes ahead of background work; automated syncs wait their turn.
+                django_rq.get_queue(SYNC_QUEUE).enqueue(
+                    jobs.run_operation, op.pk, job_id=job_id,
+                    job_timeout=settings.GITOPS_UI_OPERATION_TIMEOUT, at_front=not op.automated)
+        except QueueUnavailable:
+            Operation.objects.filter(pk=op.pk, phase=Operation.Phase.PENDING).delete()
+            raise
+
+    transaction.on_commit(queue_it)
 
 
 def terminate(op: Operation) -> Operation:
@@ -146,17 +197,21 @@ def rollback(app: Application, entry: HistoryEntry, user=None, *, mode: str = "p
     """Bring back what `entry` deployed.
 
     mode "pin": sync that commit and pin it; automated sync is turned off so Git does not undo
-    the rollback (Argo CD's behaviour). `unpin` resumes following the branch.
+    the rollback (Argo CD's behaviour), and remembered as on (resume_automated). `unpin`
+    resumes following the branch and turns it back on.
     mode "git": commit, on the tracked branch, a revert of everything since that commit, so Git
-    stays the truth and automated sync stays on. Returns the new commit's sha (a refresh and, if
-    automated, a sync follow).
+    stays the truth; the app is unpinned, so automated sync is on again if a pinned rollback had
+    turned it off. Returns the new commit's sha (a refresh and, if automated, a sync follow;
+    `app.automated` says which).
     """
     if entry.application_id != app.pk:
         raise ApplicationError("that history entry belongs to another application")
     if mode == "pin":
+        resume = app.automated or app.resume_automated  # a second pin keeps the first one's memory
         with transaction.atomic():  # no pin without its operation (OperationInProgress)
-            Application.objects.filter(pk=app.pk).update(pinned_revision=entry.sha, automated=False)
-            app.pinned_revision, app.automated = entry.sha, False
+            Application.objects.filter(pk=app.pk).update(
+                pinned_revision=entry.sha, automated=False, resume_automated=resume)
+            app.pinned_revision, app.automated, app.resume_automated = entry.sha, False, resume
             return request_sync(app, user, revision=entry.sha, kind=Operation.Kind.ROLLBACK)
     if mode == "git":
         branch = tracked_branch(app)
@@ -174,8 +229,11 @@ def rollback(app: Application, entry: HistoryEntry, user=None, *, mode: str = "p
 
 
 def unpin(app: Application) -> None:
-    Application.objects.filter(pk=app.pk).update(pinned_revision="")
-    app.pinned_revision = ""
+    """Follow the revision again; automated sync comes back on if a pinned rollback turned it off."""
+    with transaction.atomic():
+        Application.objects.filter(pk=app.pk, resume_automated=True).update(automated=True)
+        Application.objects.filter(pk=app.pk).update(pinned_revision="", resume_automated=False)
+    app.refresh_from_db(fields=["pinned_revision", "automated", "resume_automated"])
     schedule_refresh(app)
 
 
@@ -209,8 +267,9 @@ def _refresh_flag(app_name: str) -> str:
     return f"gitops-ui:refresh-queued:{app_name}"
 
 
-def _repository_refresh_flag(repo_id: int) -> str:
-    return f"gitops-ui:repository-refresh-queued:{repo_id}"
+def _repository_refresh_flag(repo_id: int, ref: str = "") -> str:
+    # Per ref: a tag push refreshes other apps than a branch push arriving at the same time.
+    return f"gitops-ui:repository-refresh-queued:{repo_id}" + (f":{ref}" if ref else "")
 
 
 def schedule_refresh(app: Application) -> None:
@@ -227,16 +286,25 @@ def schedule_refresh_by_name(app_name: str) -> None:
 
 def _queue_once(flag: str, job, *args, at_front: bool = False) -> None:
     """Enqueue `job` unless the same one is still waiting (`flag` is cleared when it starts);
-    after commit (at once outside a transaction), so a rolled-back request queues nothing."""
+    after commit (at once outside a transaction), so a rolled-back request queues nothing.
+    QueueUnavailable when Redis cannot be reached."""
     def queue_it():
-        if django_rq.get_connection(SYNC_QUEUE).set(flag, 1, nx=True, ex=120):
-            django_rq.get_queue(SYNC_QUEUE).enqueue(job, *args, at_front=at_front)
+        connection = django_rq.get_connection(SYNC_QUEUE)
+        with queue_errors("the refresh"):
+            if connection.set(flag, 1, nx=True, ex=120):
+                try:
+                    django_rq.get_queue(SYNC_QUEUE).enqueue(job, *args, at_front=at_front)
+                except REDIS_DOWN:
+                    with suppress(*REDIS_DOWN):  # or the flag would merge the retry into nothing
+                        connection.delete(flag)
+                    raise
 
     transaction.on_commit(queue_it)
 
 
 def refresh_now(app: Application) -> Operation | None:
-    """Refresh in this process; an automated sync it calls for runs right away too."""
+    """Refresh in this process; an automated sync it calls for runs right away too. A failure,
+    a bug included, ends up as a condition on the app (reconcile.refresh never raises)."""
     # Cleared first: a push arriving during this refresh must schedule another one.
     django_rq.get_connection(SYNC_QUEUE).delete(_refresh_flag(app.name))
     op = reconcile.refresh(app)
@@ -253,55 +321,131 @@ def compare_now(app: Application) -> Application:
 
 
 def refresh_due() -> int:
-    """Refresh every application whose last refresh is older than its interval.
+    """Refresh every application whose last refresh is older than its interval; return how
+    many were refreshed. Runs every few seconds (the reconciler enqueues it).
 
     Each app gets a stable extra delay of up to a tenth of the interval, so apps created together
     drift apart instead of being refreshed in one burst forever.
+
+    Each cluster that has applications is also probed, once per pass: while it does not answer,
+    its apps show it (sync and health Unknown, a ClusterError condition) instead of a stale
+    "Synced", and are not refreshed; once it answers, the apps whose refresh failed on it are
+    refreshed at once, so a commit pushed during the outage is applied within one pass.
     """
     interval = settings.GITOPS_UI_REFRESH_INTERVAL
     now = timezone.now()
-    candidates = Application.objects.select_related("repository", "cluster", "project").filter(
+    apps = Application.objects.select_related("repository", "cluster", "project")
+    candidates = apps.filter(
         Q(reconciled_at__isnull=True) | Q(reconciled_at__lt=now - timedelta(seconds=interval)))
-    apps = [a for a in candidates if a.reconciled_at is None or
-            a.reconciled_at + timedelta(seconds=interval * (1 + _jitter(a.name))) <= now]
-    for op in reconcile.refresh_many(apps):
+    due = [a for a in candidates if a.reconciled_at is None or
+           a.reconciled_at + timedelta(seconds=interval * (1 + _jitter(a.name))) <= now]
+    due_ids = [a.pk for a in due]
+    down = reconcile.unreachable_clusters()
+    # A condition of type ClusterError shows in the JSON text as "ClusterError", quotes included.
+    failed_on_cluster = Q(conditions__icontains='"ClusterError"')
+    for app in apps.filter(Q(cluster_id__in=down) & (~failed_on_cluster | Q(pk__in=due_ids))):
+        reconcile.mark_unreachable(app, down[app.cluster_id])
+    back = apps.filter(failed_on_cluster).exclude(cluster_id__in=down).exclude(pk__in=due_ids)
+    to_refresh = [a for a in due if a.cluster_id not in down] + list(back)
+    for op in reconcile.refresh_many(to_refresh):
         enqueue_operation(op)
-    return len(apps)
+    return len(to_refresh)
 
 
 def _jitter(name: str) -> float:
     return zlib.crc32(name.encode()) % 1000 / 10000  # 0 to 0.1, the same for an app every time
 
 
-def handle_push(url: str, token: str | None) -> list[Application]:
-    """A push to `url` (from a webhook): refresh, at once, every app that uses it.
+DELIVERY_TTL = 24 * 3600  # GitLab retries a failed delivery within hours, not days
 
-    The token must match the repository's webhook secret, or the global one; with neither set,
-    any caller may trigger a refresh (a refresh only reads Git, it changes nothing by itself).
+
+@dataclass
+class PushOutcome:
+    applications: list[Application] = field(default_factory=list)  # refreshed at once
+    duplicate: bool = False  # this delivery was handled before: nothing done
+
+
+def handle_push(url: str, token: str | None, *, ref: str = "", default_branch: str = "",
+                delivery: str = "") -> PushOutcome:
+    """A push to `url` (from a webhook): refresh, at once, the apps it can move.
+
+    The token must match the repository's webhook secret, or the global one; with neither,
+    the push is refused (WebhookSecretMissing) unless GITOPS_UI_WEBHOOK_OPEN is on. A
+    `delivery` id seen in the last day is not handled again. With a `ref` (refs/heads/x,
+    refs/tags/y), only the apps that track it are refreshed (tracks_ref); without, all the
+    repository's apps. QueueUnavailable when the refresh cannot be queued (the sender retries).
     """
     repos = repositories.find_by_url(url)
-    for repo in repos:
-        expected = repo.webhook_secret or settings.GITOPS_UI_WEBHOOK_SECRET
-        if expected and not _same_secret(token, expected):
-            raise NotPermitted("the webhook token does not match")
-    if (not repos and settings.GITOPS_UI_WEBHOOK_SECRET
-            and not _same_secret(token, settings.GITOPS_UI_WEBHOOK_SECRET)):
-        raise NotPermitted("the webhook token does not match")
-    for repo in repos:
-        # Ahead of background refreshes (watch events, the schedule): a push is someone waiting.
-        _queue_once(_repository_refresh_flag(repo.pk), jobs.refresh_repository, repo.pk,
-                    at_front=True)
-    return list(Application.objects.filter(repository__in=repos))
+    _check_webhook_token(repos, token)
+    if not _first_delivery(delivery):
+        return PushOutcome(duplicate=True)
+    job_args = (ref, default_branch) if ref else ()
+    try:
+        for repo in repos:
+            # Ahead of background refreshes (watch events, the schedule): someone is waiting.
+            _queue_once(_repository_refresh_flag(repo.pk, ref), jobs.refresh_repository, repo.pk,
+                        *job_args, at_front=True)
+    except QueueUnavailable:
+        _forget_delivery(delivery)  # the sender's retry must not look like a duplicate
+        raise
+    apps = Application.objects.filter(repository__in=repos)
+    return PushOutcome([app for app in apps if tracks_ref(app, ref, default_branch)])
 
 
-def refresh_repository(repo_id: int) -> int:
-    """Refresh every app of one repository after a push: one ls-remote, the apps whose
-    manifests changed first, their automated syncs run at once."""
-    django_rq.get_connection(SYNC_QUEUE).delete(_repository_refresh_flag(repo_id))
-    apps = list(Application.objects.select_related("repository", "cluster", "project")
-                .filter(repository_id=repo_id))
+def tracks_ref(app: Application, ref: str, default_branch: str = "") -> bool:
+    """Whether a push to `ref` can move what `app` deploys. An app pinned to a commit, or whose
+    revision is a commit sha, never moves; HEAD follows the default branch (any branch, when
+    the sender does not say which is the default)."""
+    if not ref:
+        return True
+    revision = app.target_revision.strip() or "HEAD"
+    short = ref.removeprefix("refs/heads/").removeprefix("refs/tags/")
+    if revision in (ref, short):
+        return True
+    return (revision == "HEAD" and ref.startswith("refs/heads/")
+            and (not default_branch or short == default_branch))
+
+
+def refresh_repository(repo_id: int, ref: str = "", default_branch: str = "") -> int:
+    """Refresh the apps of one repository a push to `ref` can move (all without a ref): one
+    ls-remote, the apps whose manifests changed first, their automated syncs run at once."""
+    django_rq.get_connection(SYNC_QUEUE).delete(_repository_refresh_flag(repo_id, ref))
+    apps = [app for app in Application.objects.select_related("repository", "cluster", "project")
+            .filter(repository_id=repo_id) if tracks_ref(app, ref, default_branch)]
     reconcile.refresh_many(apps, run_operation=lambda op: run_operation(op.pk))
     return len(apps)
+
+
+def _check_webhook_token(repos: list, token: str | None) -> None:
+    global_secret = getattr(settings, "GITOPS_UI_WEBHOOK_SECRET", "")
+    for expected in [repo.webhook_secret or global_secret for repo in repos] or [global_secret]:
+        if expected and not _same_secret(token, expected):
+            raise NotPermitted("the webhook token does not match")
+        if not expected and not getattr(settings, "GITOPS_UI_WEBHOOK_OPEN", False):
+            raise WebhookSecretMissing(
+                "webhooks are refused until a secret is configured: set the repository's "
+                "webhook secret or GITOPS_UI_WEBHOOK_SECRET, and send it as X-Gitlab-Token "
+                "(or set GITOPS_UI_WEBHOOK_OPEN=true to accept webhooks without a token)")
+
+
+def _delivery_key(delivery: str) -> str:
+    # Hashed: the id is the sender's text, of any length.
+    return f"gitops-ui:webhook-delivery:{hashlib.sha256(delivery.encode()).hexdigest()}"
+
+
+def _first_delivery(delivery: str) -> bool:
+    """True unless this delivery id was seen in the last DELIVERY_TTL (no id: always True)."""
+    if not delivery:
+        return True
+    with queue_errors("the push"):
+        return bool(django_rq.get_connection(SYNC_QUEUE).set(
+            _delivery_key(delivery), 1, nx=True, ex=DELIVERY_TTL))
+
+
+def _forget_delivery(delivery: str) -> None:
+    if delivery:
+        with suppress(*REDIS_DOWN):
+            django_rq.get_connection(SYNC_QUEUE).delete(_delivery_key(delivery))
 
 
 def _same_secret(given: str | None, expected: str) -> bool:
@@ -309,7 +453,8 @@ def _same_secret(given: str | None, expected: str) -> bool:
 
 
 def reap_stale_operations() -> int:
-    """Mark operations whose worker died as Error, so the app can sync again."""
+    """Mark operations whose worker died as Error, so the app can sync again; queue again a
+    recent Pending operation whose job vanished (Redis lost it). Returns how many were failed."""
     now = timezone.now()
     stale = now - timedelta(seconds=settings.GITOPS_UI_OPERATION_HEARTBEAT * 10 + 30)
     count = Operation.objects.filter(phase=Operation.Phase.RUNNING, heartbeat_at__lt=stale).update(
@@ -320,8 +465,18 @@ def reap_stale_operations() -> int:
     for op in Operation.objects.filter(phase=Operation.Phase.PENDING,
                                        created_at__lt=now - timedelta(minutes=2)):
         job = queue.fetch_job(op.job_id) if op.job_id else None
-        if job is None or job.get_status() in ("failed", "stopped", "canceled"):
-            lost.append(op.pk)
+        if job is not None and job.get_status() not in ("failed", "stopped", "canceled"):
+            continue  # still waiting for a worker
+        # Someone asked for this sync: queue it again rather than drop it. Running a job twice
+        # is harmless (operations.run claims the operation with a conditional UPDATE). A job
+        # that ran and failed, or a request too old to still be meant, is given up.
+        if job is None and op.created_at > now - timedelta(minutes=10):
+            try:
+                enqueue_operation(op)
+                continue
+            except QueueUnavailable:
+                pass
+        lost.append(op.pk)
     count += Operation.objects.filter(pk__in=lost, phase=Operation.Phase.PENDING).update(
         phase=Operation.Phase.ERROR, finished_at=now,
         message="the queued job for this operation was lost; sync again to retry")

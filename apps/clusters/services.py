@@ -2,18 +2,15 @@
 runtime (connection, watch cache, comparator) per cluster per process."""
 from __future__ import annotations
 
-import hashlib
-import os
-import tempfile
 import threading
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable
 
 from apps.engine.cache import LiveStateCache
 from apps.engine.cluster import Cluster as EngineCluster
 from apps.engine.diff import Comparator
 from apps.engine.errors import ClusterError
+from apps.engine.kubeconfig import parse as parse_kubeconfig
 
 from .models import Cluster
 
@@ -32,7 +29,8 @@ _change_listeners: list[Callable] = []
 
 
 def connect(record: Cluster) -> EngineCluster:
-    """An engine connection from the stored record; ClusterError if it cannot be built."""
+    """An engine connection from the stored record; ClusterError if it cannot be built (a stored
+    kubeconfig is parsed again here: it may predate the rules save-time validation applies)."""
     if record.auth == Cluster.Auth.KUBECONFIG:
         return EngineCluster.from_kubeconfig(record.kubeconfig, name=record.name)
     if record.auth == Cluster.Auth.IN_CLUSTER:
@@ -40,20 +38,24 @@ def connect(record: Cluster) -> EngineCluster:
             return EngineCluster.in_cluster(name=record.name)
         except Exception as exc:
             raise ClusterError(f"not running inside a cluster: {type(exc).__name__}") from None
-    ca_file = _ca_file(record.ca_data) if record.ca_data else None
-    return EngineCluster.from_token(record.server, record.token, ca_file=ca_file,
+    return EngineCluster.from_token(record.server, record.token, ca_pem=record.ca_data or None,
                                     insecure=record.insecure, name=record.name)
 
 
-def _ca_file(pem: str) -> str:
-    """A file holding `pem` (TLS libraries want a path), named by its content: one per CA, not
-    one per connection."""
-    path = Path(tempfile.gettempdir()) / f"gitops-ui-ca-{hashlib.sha256(pem.encode()).hexdigest()[:24]}.crt"
-    if not path.exists():
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(pem)
-        tmp.replace(path)
-    return str(path)
+def credential_errors(auth: str, server: str, token: str, kubeconfig: str) -> dict[str | None, str]:
+    """field (None: the record as a whole) -> why a cluster with these values cannot connect.
+    Asked by the API and the admin when a cluster is saved, so that nothing is stored that
+    cannot be used, or would run a command or read a file when used."""
+    if auth == Cluster.Auth.TOKEN and not (server and token):
+        return {None: "auth 'token' needs server and token"}
+    if auth == Cluster.Auth.KUBECONFIG:
+        if not kubeconfig:
+            return {None: "auth 'kubeconfig' needs a kubeconfig"}
+        try:
+            parse_kubeconfig(kubeconfig)
+        except ClusterError as exc:
+            return {"kubeconfig": str(exc)}
+    return {}
 
 
 def on_live_change(listener: Callable) -> None:
@@ -97,7 +99,8 @@ def stop_all() -> None:
 def check_connection(record: Cluster) -> bool:
     """Ask the API server for its version; keep the outcome on the record for the user."""
     try:
-        version = connect(record).version()
+        with connect(record) as engine:  # closed at once: its key files are memory, not disk
+            version = engine.version()
         record.connection_status, record.connection_message = "Successful", ""
         record.server_version = version.get("gitVersion", "")
         ok = True
@@ -108,3 +111,20 @@ def check_connection(record: Cluster) -> bool:
         connection_status=record.connection_status, connection_message=record.connection_message,
         server_version=record.server_version)
     return ok
+
+
+def unreachable(record: Cluster, timeout: float = 3.0) -> str | None:
+    """Why the cluster cannot be used right now (down, TLS failure, credentials refused), or
+    None if it answers. One short request (GET /version), so a refresh pass can probe each
+    cluster once instead of failing once per application."""
+    from apps.engine.errors import ResourceError
+
+    try:
+        with connect(record) as engine:
+            engine.timeout = timeout  # the default (30 s) is for real work, not for a probe
+            engine.version()
+    except ResourceError:  # it answered, refusing only this request (e.g. 403 on /version)
+        return None
+    except ClusterError as exc:
+        return str(exc)
+    return None

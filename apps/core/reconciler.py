@@ -13,6 +13,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
+from .queues import REDIS_DOWN
+
 log = logging.getLogger(__name__)
 
 
@@ -67,6 +69,9 @@ class Reconciler:
             try:
                 task.run()
                 ran.append(task.name)
+            except REDIS_DOWN:  # the launcher restarts Redis; one line per try is enough
+                log.warning("periodic task %s not queued: Redis is unreachable; next try in %.0f s",
+                            task.name, task.interval)
             except Exception:
                 log.exception("periodic task %s failed; next try in %.0f s", task.name, task.interval)
             task.next_due = now + task.interval + self.rng.uniform(0, task.jitter)

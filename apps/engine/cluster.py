@@ -1,24 +1,26 @@
 """One Kubernetes cluster as the engine sees it: discovery, get/list/watch, apply, delete.
 
-Authentication comes from the `kubernetes` package (kubeconfig parsing, exec plugins, in-cluster
-service account), imported only when a connection is made (it costs a process ~20 MB); requests are plain HTTP through one pooled `requests.Session`, which keeps the
-hot paths (server-side apply, streaming watches) short and lets every failure be mapped to a
-domain error with a message fit for the user. Credentials never appear in those messages.
+Credentials come from kubeconfig.py's parser (inline values only, nothing executed or read from
+disk), from a server URL and token, or from the pod's own service account (the `kubernetes`
+package, imported only then: it costs a process ~20 MB). Requests are plain HTTP through one
+pooled `requests.Session`, which keeps the hot paths (server-side apply, streaming watches) short
+and lets every failure be mapped to a domain error with a message fit for the user. Credentials
+never appear in those messages, and key material never touches the disk (see _MemoryFiles).
 """
 from __future__ import annotations
 
 import json
+import os
 import threading
+import weakref
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Iterator
+from pathlib import Path
+from typing import Callable, Iterator
 
 import requests
-import yaml
 
 from .errors import ClusterError, ResourceError
-
-if TYPE_CHECKING:
-    from kubernetes import client as k8s_client
+from .kubeconfig import Credentials, parse as parse_kubeconfig
 
 JSON = "application/json"
 APPLY_PATCH = "application/apply-patch+yaml"
@@ -46,66 +48,118 @@ class ApiResource:
         return f"{base}/{name}" if name else base
 
 
-class Cluster:
-    """A connection to one cluster. Thread-safe; share one per cluster."""
+class _MemoryFiles:
+    """PEM data as paths TLS libraries accept (they want file names for CAs and client keys),
+    backed by anonymous memory (memfd): nothing is written to a disk, and nothing survives the
+    process, however it ends. A path stays valid until close(), also in forked children."""
 
-    def __init__(self, configuration: k8s_client.Configuration, name: str = "",
-                 timeout: float = 30):
-        self.name = name or configuration.host
-        self.server = configuration.host.rstrip("/")
+    def __init__(self):
+        self._fds: list[int] = []
+
+    def path(self, data: bytes, label: str) -> str:
+        if not hasattr(os, "memfd_create"):
+            raise ClusterError("keeping TLS credentials in memory needs Linux (memfd_create)")
+        fd = os.memfd_create(f"gitops-ui-{label}")
+        self._fds.append(fd)
+        os.write(fd, data)
+        # Each open() of /proc/self/fd/N is a new file description starting at offset 0.
+        return f"/proc/self/fd/{fd}"
+
+    def close(self) -> None:
+        while self._fds:
+            os.close(self._fds.pop())
+
+
+class _TLSAdapter(requests.adapters.HTTPAdapter):
+    """Pooled connections that can present and check another TLS name than the URL's host
+    (kubeconfig's tls-server-name)."""
+
+    def __init__(self, server_hostname: str | None = None, **kwargs):
+        self._server_hostname = server_hostname  # read by init_poolmanager, from super().__init__
+        super().__init__(**kwargs)
+
+    def init_poolmanager(self, *args, **kwargs):
+        if self._server_hostname:
+            kwargs["server_hostname"] = self._server_hostname
+        super().init_poolmanager(*args, **kwargs)
+
+
+class Cluster:
+    """A connection to one cluster. Thread-safe; share one per cluster; close() (or leaving a
+    `with` block) releases its connections and in-memory key files."""
+
+    def __init__(self, credentials: Credentials, name: str = "", timeout: float = 30,
+                 bearer: Callable[[], str | None] | None = None):
+        """`bearer`: the Authorization header value, asked per request (rotating tokens);
+        by default from credentials.token."""
+        self.credentials = credentials
+        self.name = name or credentials.server
+        self.server = credentials.server.rstrip("/")
         self.timeout = timeout
+        self._files = _MemoryFiles()
+        self._closed = weakref.finalize(self, self._files.close)
         self.session = requests.Session()
         # Environment settings (REQUESTS_CA_BUNDLE, proxies, .netrc) would silently override the
         # cluster's own CA and credentials.
         self.session.trust_env = False
-        adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=32)
+        adapter = _TLSAdapter(credentials.tls_server_name, pool_connections=4, pool_maxsize=32)
         self.session.mount("https://", adapter)
         self.session.mount("http://", adapter)
-        self.session.verify = configuration.ssl_ca_cert if configuration.verify_ssl else False
-        if configuration.cert_file:
-            self.session.cert = (configuration.cert_file, configuration.key_file)
-        self._configuration = configuration
+        if credentials.insecure:
+            self.session.verify = False
+        elif credentials.ca_pem:
+            self.session.verify = self._files.path(credentials.ca_pem, "ca")
+        if credentials.client_cert_pem:
+            self.session.cert = (self._files.path(credentials.client_cert_pem, "client-cert"),
+                                 self._files.path(credentials.client_key_pem, "client-key"))
+        if bearer is None and credentials.token:
+            header = f"Bearer {credentials.token}"
+            bearer = lambda: header  # noqa: E731
+        if bearer is None and credentials.username:
+            self.session.auth = (credentials.username, credentials.password or "")
+        self._bearer = bearer
         self._discovery: dict[tuple[str, str], ApiResource] | None = None
         self._discovery_lock = threading.Lock()
+
+    def close(self) -> None:
+        self.session.close()
+        self._closed()
+
+    def __enter__(self) -> "Cluster":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
     # --- construction -------------------------------------------------------------------------
     @classmethod
     def from_kubeconfig(cls, text: str, context: str | None = None, name: str = "") -> "Cluster":
-        from kubernetes import client as k8s_client, config as k8s_config
-
-        try:
-            config_dict = yaml.safe_load(text)
-            configuration = k8s_client.Configuration()
-            k8s_config.load_kube_config_from_dict(config_dict, context=context,
-                                                  client_configuration=configuration)
-        except Exception as exc:  # the loader raises many types; none may leak key material
-            raise ClusterError(f"the kubeconfig cannot be used: {type(exc).__name__}") from None
-        return cls(configuration, name=name)
+        """KubeconfigRefused / KubeconfigError (both ClusterError) if it cannot be used safely."""
+        return cls(parse_kubeconfig(text, context), name=name)
 
     @classmethod
-    def from_token(cls, server: str, token: str, ca_file: str | None = None,
+    def from_token(cls, server: str, token: str, ca_pem: str | bytes | None = None,
                    insecure: bool = False, name: str = "") -> "Cluster":
-        from kubernetes import client as k8s_client
-
-        configuration = k8s_client.Configuration()
-        configuration.host = server
-        configuration.api_key = {"authorization": token}
-        configuration.api_key_prefix = {"authorization": "Bearer"}
-        configuration.ssl_ca_cert = ca_file
-        configuration.verify_ssl = not insecure
-        return cls(configuration, name=name)
+        if isinstance(ca_pem, str):
+            ca_pem = ca_pem.encode()
+        return cls(Credentials(server=server, ca_pem=ca_pem or None, insecure=insecure,
+                               token=token), name=name)
 
     @classmethod
     def in_cluster(cls, name: str = "in-cluster") -> "Cluster":
+        """The pod's own service account (files Kubernetes mounts into the pod, not user input)."""
         from kubernetes import client as k8s_client, config as k8s_config
 
         configuration = k8s_client.Configuration()
         k8s_config.load_incluster_config(client_configuration=configuration)
-        return cls(configuration, name=name)
+        credentials = Credentials(server=configuration.host,
+                                  ca_pem=Path(configuration.ssl_ca_cert).read_bytes())
+        # Re-read per request: projected service-account tokens rotate.
+        return cls(credentials, name=name, bearer=lambda: configuration.get_api_key_with_prefix(
+            "BearerToken", alias="authorization"))
 
     def _auth_headers(self) -> dict:
-        # Re-read per request: exec plugins and projected tokens rotate.
-        token = self._configuration.get_api_key_with_prefix("BearerToken", alias="authorization")
+        token = self._bearer() if self._bearer else None
         return {"Authorization": token} if token else {}
 
     # --- HTTP ---------------------------------------------------------------------------------

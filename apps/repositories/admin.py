@@ -1,7 +1,7 @@
 from django import forms
 from django.contrib import admin
 
-from apps.core.admin import WriteOnlySecretsForm
+from apps.core.admin import PermissionCheckedAdmin, WriteOnlySecretsForm
 
 from .models import Repository
 
@@ -19,7 +19,7 @@ class RepositoryForm(WriteOnlySecretsForm):
 
 
 @admin.register(Repository)
-class RepositoryAdmin(admin.ModelAdmin):
+class RepositoryAdmin(PermissionCheckedAdmin):
     form = RepositoryForm
     list_display = ["url", "username", "connection_status"]
     readonly_fields = ["connection_status", "connection_message"]

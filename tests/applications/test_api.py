@@ -4,7 +4,7 @@ import uuid
 
 import pytest
 from django.db import connection
-from rest_framework.authtoken.models import Token
+from knox.models import AuthToken
 
 from apps.applications.models import Application, Operation, Project
 from apps.clusters.models import Cluster
@@ -41,8 +41,8 @@ def test_anonymous_users_are_refused(client, world, method, url):
 
 
 def test_token_authentication(client, admin_user, world):
-    token = Token.objects.create(user=admin_user)
-    response = client.get("/api/applications/", HTTP_AUTHORIZATION=f"Token {token.key}")
+    _, token = AuthToken.objects.create(user=admin_user)
+    response = client.get("/api/applications/", HTTP_AUTHORIZATION=f"Token {token}")
     assert response.status_code == 200
     assert [a["name"] for a in response.json()["results"]] == ["shop"]
 
@@ -69,7 +69,7 @@ def test_cluster_secrets_are_write_only_and_encrypted(admin_client):
                      admin_client.get(f"/api/clusters/{pk}", HTTP_ACCEPT="text/html")):
         assert response.status_code == 200
         assert_no_secret(response)
-    updated = admin_client.patch(f"/api/clusters/{pk}", {"insecure": True},
+    updated = admin_client.patch(f"/api/clusters/{pk}", {"name": "staging-eu"},
                                  content_type="application/json")
     assert updated.status_code == 200
     assert_no_secret(updated)
@@ -358,10 +358,10 @@ def test_resources_include_differences(admin_client, world):
 
 
 # --- webhook -----------------------------------------------------------------------------------
-def gitlab_push(url=REPO_URL, event="Push Hook"):
+def gitlab_push(url=REPO_URL, event="Push Hook", ref="refs/heads/main"):
     return {"object_kind": "push" if event == "Push Hook" else "tag_push",
-            "ref": "refs/heads/main", "checkout_sha": "c" * 40,
-            "project": {"name": "deploy", "git_http_url": url,
+            "ref": ref, "checkout_sha": "c" * 40,
+            "project": {"name": "deploy", "git_http_url": url, "default_branch": "main",
                         "git_ssh_url": "git@gitlab.example.com:team/deploy.git"},
             "repository": {"name": "deploy", "git_http_url": url}}
 
@@ -381,10 +381,11 @@ def test_gitlab_push_queues_one_refresh_of_the_repository(client, world, sync_qu
     response = post_hook(client, gitlab_push(REPO_URL.removesuffix(".git")))  # another spelling
     assert response.status_code == 202, response.content
     assert sorted(response.json()["applications"]) == ["shop", "shop-2"]
-    [job] = sync_queue.get_jobs()  # one job refreshes every app of the repository
-    assert (job.func_name, job.args) == ("apps.applications.jobs.refresh_repository", (world.repo.pk,))
-    tag = post_hook(client, gitlab_push(event="Tag Push Hook"))  # merged with the queued one
-    assert tag.status_code == 202 and sync_queue.count == 1
+    [job] = sync_queue.get_jobs()  # one job refreshes the repository's apps on that branch
+    assert (job.func_name, job.args) == ("apps.applications.jobs.refresh_repository",
+                                         (world.repo.pk, "refs/heads/main", "main"))
+    again = post_hook(client, gitlab_push())  # merged with the queued one
+    assert again.status_code == 202 and sync_queue.count == 1
 
 
 @pytest.mark.django_db(transaction=True)
@@ -407,13 +408,15 @@ def test_webhook_refusals(client, world, sync_queue):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_webhook_other_events_and_unknown_repositories(client, world, sync_queue):
+def test_webhook_other_events_and_unknown_repositories(client, world, sync_queue, settings):
+    settings.GITOPS_UI_WEBHOOK_SECRET = "global-hook-secret"
     merge = post_hook(client, {"object_kind": "merge_request"}, event="Merge Request Hook")
     assert merge.status_code == 202
     assert merge.json()["applications"] == []
     assert "Merge Request Hook" in merge.json()["detail"]
+    # An unknown repository is answered only to a caller holding the global secret.
     unknown = post_hook(client, gitlab_push("https://gitlab.example.com/team/nobody.git"),
-                        token="anything")
+                        token="global-hook-secret")
     assert unknown.status_code == 202 and unknown.json() == {"applications": []}
     assert sync_queue.count == 0
 

@@ -137,7 +137,8 @@ def test_plain_app_goes_from_missing_to_synced_and_healthy(repo, make_app):
     assert (entry.sha, entry.operation_id) == (sha, op.pk)
 
 
-def test_webhook_push_syncs_the_new_image_through_a_worker(repo, make_app, client, git_server):
+def test_webhook_push_syncs_the_new_image_through_a_worker(repo, make_app, client, git_server,
+                                                           settings):
     repo.push({"web.yaml": deployment("web")})
     app = make_app(repo, automated=True, prune=True)
     sync_and_wait(app)
@@ -146,7 +147,8 @@ def test_webhook_push_syncs_the_new_image_through_a_worker(repo, make_app, clien
     payload = {"object_kind": "push", "ref": "refs/heads/main",
                "project": {"git_http_url": repo.url}, "repository": {"git_http_url": repo.url}}
     response = client.post("/api/webhook/git", payload, content_type="application/json",
-                           headers={"X-Gitlab-Event": "Push Hook"})
+                           headers={"X-Gitlab-Event": "Push Hook",
+                                    "X-Gitlab-Token": settings.GITOPS_UI_WEBHOOK_SECRET})
     assert response.status_code == 202, response.content
     assert django_rq.get_queue("sync").count >= 1
     run_worker()
@@ -302,7 +304,10 @@ def test_malformed_yaml_is_a_condition_and_the_last_state_is_kept(repo, make_app
     assert app.sync_status == "Synced"
     repo.push({"web.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: [oops\n"})
     app = refreshed(app)
-    assert app.sync_status == "Synced" and app.health_status == "Healthy"  # last known state
+    # Not compared with the new commit: sync Unknown (not a stale "Synced"); the live health and
+    # the resource list are still known and kept.
+    assert app.sync_status == "Unknown" and app.health_status == "Healthy"
+    assert [r["name"] for r in app.resources] == ["web"]
     [cond] = app.conditions
     assert cond["type"] == "ComparisonError"
     assert cond["message"].startswith("web.yaml:5: invalid YAML")  # file and line
@@ -340,6 +345,7 @@ def test_unreachable_cluster_and_git_server_are_conditions(repo, make_app, git_s
     [cond] = app.conditions
     assert cond["type"] == "ClusterError" and "cannot reach" in cond["message"]
     assert "secret-token-abc" not in cond["message"]
+    assert (app.sync_status, app.health_status) == ("Unknown", "Unknown")
 
     Repository.objects.filter(pk=app.repository_id).update(url=repo.url.replace(
         str(git_server.port), str(free_port())))

@@ -134,7 +134,7 @@ def test_waves_and_hooks_run_in_order(cluster, comparator, app_name):
                 order.append(obj["metadata"]["name"])
             return super().apply(obj, field_manager, dry_run, force)
 
-    recording = Recording(cluster._configuration, name="local")
+    recording = Recording(cluster.credentials, name="local")
     hook = lambda name, phase: job(name, {"argocd.argoproj.io/hook": phase,
                                           "argocd.argoproj.io/hook-delete-policy": "HookSucceeded"})
     manifests = [

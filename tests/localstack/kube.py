@@ -8,6 +8,7 @@ garbage collection, RBAC) is the real Kubernetes code.
 """
 from __future__ import annotations
 
+import signal
 import subprocess
 from pathlib import Path
 
@@ -19,6 +20,9 @@ from .process import ManagedProcess, StackError, free_port, run, wait_for
 REPO = Path(__file__).resolve().parents[2]
 NODE_ANNOTATION = "kwok.x-k8s.io/node"
 NODE_COUNT = 3
+# If pytest dies, its throwaway control plane is killed outright: on SIGTERM the API server
+# shuts down gracefully for 20 s or more, and can hang once etcd has gone first.
+KILL = signal.SIGKILL
 
 
 def cluster_bin_dir() -> Path:
@@ -82,7 +86,7 @@ class ControlPlane(Component):
             "--listen-peer-urls", f"http://127.0.0.1:{peer}",
             "--initial-advertise-peer-urls", f"http://127.0.0.1:{peer}",
             "--initial-cluster", f"etcd=http://127.0.0.1:{peer}",
-            "--unsafe-no-fsync", "--log-level", "warn"], self.log_dir)
+            "--unsafe-no-fsync", "--log-level", "warn"], self.log_dir, death_signal=KILL)
         self.processes.append(proc.start())
         proc.wait_until(lambda: requests.get(f"{url}/health", timeout=1).ok, 30, "etcd healthy")
 
@@ -101,7 +105,7 @@ class ControlPlane(Component):
             "--service-account-signing-key-file", pki / "sa.key",
             "--service-cluster-ip-range", "10.0.0.0/16",
             "--authorization-mode", "RBAC", "--allow-privileged",
-            "--endpoint-reconciler-type", "none"], self.log_dir)
+            "--endpoint-reconciler-type", "none"], self.log_dir, death_signal=KILL)
         self.processes.append(proc.start())
         proc.wait_until(self._apiserver_ready, 90, "kube-apiserver /readyz")
 
@@ -119,9 +123,10 @@ class ControlPlane(Component):
             "--service-account-private-key-file", self.pki / "sa.key",
             "--root-ca-file", self.pki / "ca.crt", "--use-service-account-credentials",
             "--cluster-signing-cert-file", self.pki / "ca.crt",
-            "--cluster-signing-key-file", self.pki / "ca.key"], self.log_dir)
+            "--cluster-signing-key-file", self.pki / "ca.key"], self.log_dir, death_signal=KILL)
         scheduler = ManagedProcess("kube-scheduler", [
-            self.bin / "kube-scheduler", *auth, "--secure-port", free_port()], self.log_dir)
+            self.bin / "kube-scheduler", *auth, "--secure-port", free_port()], self.log_dir,
+            death_signal=KILL)
         kwok = ManagedProcess("kwok", [
             self.bin / "kwok", "--kubeconfig", kc, "--config", self.bin.parent / "kwok-stages.yaml",
             "--manage-all-nodes=false",
@@ -129,7 +134,7 @@ class ControlPlane(Component):
             # controller marks every node NotReady about once a minute.
             "--node-lease-duration-seconds", "40",
             f"--manage-nodes-with-annotation-selector={NODE_ANNOTATION}=fake",
-            "--server-address", f"127.0.0.1:{free_port()}"], self.log_dir)
+            "--server-address", f"127.0.0.1:{free_port()}"], self.log_dir, death_signal=KILL)
         for proc in (cm, scheduler, kwok):
             self.processes.append(proc.start())
 

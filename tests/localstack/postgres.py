@@ -4,6 +4,7 @@ from __future__ import annotations
 import glob
 import os
 import pwd
+import signal
 import subprocess
 from pathlib import Path
 
@@ -29,16 +30,20 @@ class Postgres(Component):
         bindir = postgres_bin_dir()
         pwfile = self.workdir / "pwfile"
         pwfile.write_text(self.password)
-        as_user = _drop_root(self.workdir)
+        system_user = _system_user(self.workdir)
+        as_user = _setpriv(system_user)
         data = self.workdir / "data"
         run(as_user + [f"{bindir}/initdb", "-D", data, "-U", self.user, "--pwfile", pwfile,
                        "-A", "scram-sha-256", "-E", "UTF8", "--no-sync"], "initdb")
         self.port = free_port()
         # Durability off: a test database is thrown away, and fsync dominates test time.
-        proc = ManagedProcess("postgres", as_user + [
+        # The server itself in the foreground (not pg_ctl), so it gets the parent-death
+        # signal; SIGINT is PostgreSQL's fast shutdown (SIGTERM would wait for every client).
+        proc = ManagedProcess("postgres", [
             f"{bindir}/postgres", "-D", data, "-h", "127.0.0.1", "-p", self.port,
             "-k", self.workdir, "-c", "fsync=off", "-c", "synchronous_commit=off",
-            "-c", "full_page_writes=off", "-c", "max_connections=200"], self.log_dir)
+            "-c", "full_page_writes=off", "-c", "max_connections=200"], self.log_dir,
+            user=system_user, death_signal=signal.SIGINT)
         self.processes.append(proc.start())
         # The port opens before recovery ends; pg_isready says when connections are accepted.
         proc.wait_until(lambda: port_open(self.port) and subprocess.run(
@@ -55,14 +60,21 @@ class Postgres(Component):
         return {"url": self.url, "port": self.port}
 
 
-def _drop_root(workdir: Path) -> list[str]:
-    """initdb refuses to run as root: as root, run as Debian's `postgres` system user."""
+def _system_user(workdir: Path) -> pwd.struct_passwd | None:
+    """initdb refuses to run as root: as root, Debian's `postgres` system user, owning workdir."""
     if os.geteuid() != 0:
-        return []
+        return None
     try:
         pw = pwd.getpwnam("postgres")
     except KeyError as exc:
         raise StackError("running as root needs the `postgres` user from Debian's package") from exc
     for path in [workdir, *workdir.iterdir()]:
         os.chown(path, pw.pw_uid, pw.pw_gid)
-    return ["setpriv", f"--reuid={pw.pw_uid}", f"--regid={pw.pw_gid}", "--clear-groups"]
+    return pw
+
+
+def _setpriv(user: pwd.struct_passwd | None) -> list[str]:
+    """The prefix that runs a setup command as `user` (nothing when not root)."""
+    if user is None:
+        return []
+    return ["setpriv", f"--reuid={user.pw_uid}", f"--regid={user.pw_gid}", "--clear-groups"]

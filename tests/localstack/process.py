@@ -1,7 +1,9 @@
 """Processes of the local stack: started on loopback, logged to a file, stopped for sure."""
 from __future__ import annotations
 
+import functools
 import os
+import pwd
 import signal
 import socket
 import subprocess
@@ -36,25 +38,41 @@ def tail(path: Path, lines: int = 40) -> str:
 
 
 class ManagedProcess:
-    """One long-running program of the stack, with its output in `log`."""
+    """One long-running program of the stack, with its output in `log`.
+
+    The program must stay in the foreground (no daemonizing wrapper such as pg_ctl): the
+    kernel sends it `death_signal` when the thread that started it ends, however it ends (a
+    SIGKILLed pytest leaves nothing behind), so start components from the main thread.
+    `user`: run as this system user (as root).
+    """
 
     def __init__(self, name: str, argv: Sequence[str], log_dir: Path,
-                 env: dict | None = None, cwd: Path | None = None):
+                 env: dict | None = None, cwd: Path | None = None,
+                 user: pwd.struct_passwd | None = None, death_signal: int = signal.SIGTERM):
         self.name = name
         self.argv = [str(a) for a in argv]
         self.log = Path(log_dir) / f"{name}.log"
         self.env = env
         self.cwd = cwd
+        self.user = user
+        self.death_signal = death_signal
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> "ManagedProcess":
+        from gitops_ui.launcher import die_with_parent
+
         self.log.parent.mkdir(parents=True, exist_ok=True)
         out = open(self.log, "ab")
+        # Popen switches user before preexec_fn runs: set after, the death signal survives
+        # (the kernel clears it when a process changes its credentials).
+        as_user = ({"user": self.user.pw_uid, "group": self.user.pw_gid, "extra_groups": []}
+                   if self.user else {})
         try:
             # Own process group, so stop() also ends whatever the program forks.
             self.proc = subprocess.Popen(
                 self.argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                env={**os.environ, **(self.env or {})}, cwd=self.cwd, start_new_session=True)
+                env={**os.environ, **(self.env or {})}, cwd=self.cwd, start_new_session=True,
+                preexec_fn=functools.partial(die_with_parent, self.death_signal), **as_user)
         except OSError as exc:
             raise StackError(f"{self.name}: cannot start {self.argv[0]}: {exc}") from exc
         finally:

@@ -1,11 +1,13 @@
 import re
 
+from django.contrib.auth import get_user_model
 from rest_framework import serializers
 
 from apps.clusters.models import Cluster
 from apps.repositories.models import Repository
 
-from ..models import Application, HistoryEntry, Operation, Project
+from .. import services, spec
+from ..models import Application, HistoryEntry, Operation, Project, ProjectMember
 
 RESOURCE_KEY = re.compile(r"^[^/:\s]*/[^/:\s]+:[^/:\s]*/[^/:\s]+$")
 
@@ -15,13 +17,38 @@ class DestinationSerializer(serializers.Serializer):
     namespace = serializers.CharField(default="*")
 
 
+class MemberSerializer(serializers.Serializer):
+    user = serializers.SlugRelatedField(slug_field="username",
+                                        queryset=get_user_model().objects.all())
+    role = serializers.ChoiceField(choices=ProjectMember.Role.values)
+
+
 class ProjectSerializer(serializers.ModelSerializer):
+    """members: [{"user": "alice", "role": "operator"}]; sent, it replaces the project's roles."""
+
     source_repos = serializers.ListField(child=serializers.CharField(), required=False)
     destinations = DestinationSerializer(many=True, required=False)
+    members = MemberSerializer(many=True, required=False)
 
     class Meta:
         model = Project
-        fields = ["id", "name", "description", "source_repos", "destinations"]
+        fields = ["id", "name", "description", "source_repos", "destinations", "members"]
+
+    def validate_members(self, value):
+        users = [m["user"].pk for m in value]
+        if len(users) != len(set(users)):
+            raise serializers.ValidationError("a user appears twice; give each user one role")
+        return value
+
+    def create(self, validated_data):
+        members = validated_data.pop("members", None)
+        return services.save_project(Project(**validated_data), members)
+
+    def update(self, instance, validated_data):
+        members = validated_data.pop("members", None)
+        for name, value in validated_data.items():
+            setattr(instance, name, value)
+        return services.save_project(instance, members)
 
 
 class ApplicationSerializer(serializers.ModelSerializer):
@@ -31,6 +58,7 @@ class ApplicationSerializer(serializers.ModelSerializer):
     sync_options = serializers.ListField(child=serializers.CharField(), required=False)
     ignore_differences = serializers.ListField(child=serializers.DictField(), required=False)
     source = serializers.DictField(required=False)
+    tool = serializers.CharField(required=False, allow_blank=True)  # spec.clean_tool says which
 
     class Meta:
         model = Application
@@ -41,6 +69,31 @@ class ApplicationSerializer(serializers.ModelSerializer):
                   "conditions", "reconciled_at", "created_at"]
         read_only_fields = ["pinned_revision", "sync_status", "health_status", "health_message",
                             "target_sha", "synced_sha", "conditions", "reconciled_at", "created_at"]
+
+    # What the engine accepts (apps/applications/spec.py), checked and normalised per field.
+    def validate_path(self, value):
+        return _spec_field("path", value)
+
+    def validate_tool(self, value):
+        return _spec_field("tool", value)
+
+    def validate_sync_options(self, value):
+        return _spec_field("sync_options", value)
+
+    def validate_ignore_differences(self, value):
+        return _spec_field("ignore_differences", value)
+
+    def validate_source(self, value):
+        return _spec_field("source", value)
+
+
+def _spec_field(name: str, value):
+    try:
+        return spec.CLEANERS[name](value)
+    except spec.InvalidSpec as exc:
+        # Under the field's own key; a nested place (source.helm.parameters[0]) is kept in front.
+        raise serializers.ValidationError(
+            str(exc) if exc.field != name else exc.message) from None
 
 
 class OperationSerializer(serializers.ModelSerializer):

@@ -1,3 +1,5 @@
+from django.conf import settings
+from django.urls import reverse
 from rest_framework import status, viewsets
 from rest_framework.decorators import action
 from rest_framework.pagination import PageNumberPagination
@@ -5,8 +7,11 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from apps.core.access import require
+
 from .. import services
-from ..models import Operation, Project
+from ..models import Application, Operation, Project
+from ..rules import visible
 from . import webhook
 from .serializers import (ApplicationSerializer, HistoryEntrySerializer, OperationSerializer,
                           ProjectSerializer, RollbackRequestSerializer, SyncRequestSerializer)
@@ -19,8 +24,14 @@ class ApplicationPagination(PageNumberPagination):
 
 
 class ProjectViewSet(viewsets.ModelViewSet):
-    queryset = Project.objects.all()
+    """Projects the user belongs to (all, for platform admins); only platform admins edit them."""
+
     serializer_class = ProjectSerializer
+    action_permissions = {"list": None}
+
+    def get_queryset(self):
+        return visible(self.request.user, Project.objects.prefetch_related("members__user")
+                       .order_by("name"), "pk")
 
 
 class ApplicationViewSet(viewsets.ModelViewSet):
@@ -30,15 +41,29 @@ class ApplicationViewSet(viewsets.ModelViewSet):
     pagination_class = ApplicationPagination
     lookup_field = "name"
     lookup_value_regex = "[a-z0-9-]+"
+    action_permissions = {
+        "list": None,  # signed in is enough: the queryset holds only what the user may see
+        "sync": "applications.sync_application", "refresh": "applications.refresh_application",
+        "rollback": "applications.rollback_application",
+        "unpin": "applications.rollback_application",
+        "operations": "applications.view_application", "history": "applications.view_application",
+        "resources": "applications.view_application"}
 
     def get_queryset(self):
         params = self.request.query_params if self.action == "list" else {}
-        return services.list_applications(**{k: params.get(k, "").strip() for k in FILTERS})
+        apps = services.list_applications(**{k: params.get(k, "").strip() for k in FILTERS})
+        return visible(self.request.user, apps)
 
     def perform_create(self, serializer):
+        # The project comes with the request: the role is checked in that project.
+        require(self.request.user, "applications.add_application",
+                Application(project=serializer.validated_data["project"]))
         serializer.instance = services.create_application(**serializer.validated_data)
 
     def perform_update(self, serializer):
+        project = serializer.validated_data.get("project")
+        if project is not None and project.pk != serializer.instance.project_id:
+            require(self.request.user, "applications.add_application", Application(project=project))
         serializer.instance = services.update_application(serializer.instance,
                                                           **serializer.validated_data)
 
@@ -61,11 +86,13 @@ class ApplicationViewSet(viewsets.ModelViewSet):
     @action(detail=True, methods=["post"])
     def rollback(self, request, name=None):
         data = _valid(RollbackRequestSerializer, request)
-        result = services.rollback(self.get_object(), data["history_id"], request.user,
-                                   mode=data["mode"])
+        app = self.get_object()
+        result = services.rollback(app, data["history_id"], request.user, mode=data["mode"])
         if isinstance(result, Operation):
             return Response(OperationSerializer(result).data, status=status.HTTP_202_ACCEPTED)
-        return Response({"commit": result, "detail": "reverted in Git; a refresh follows"},
+        detail = ("reverted in Git; automated sync is on and applies it after the refresh"
+                  if app.automated else "reverted in Git; automated sync is off: sync to apply it")
+        return Response({"commit": result, "automated": app.automated, "detail": detail},
                         status=status.HTTP_202_ACCEPTED)
 
     @action(detail=True, methods=["post"])
@@ -93,9 +120,11 @@ class OperationViewSet(viewsets.ReadOnlyModelViewSet):
     """Operations, newest first; the list takes ?application=<name>."""
 
     serializer_class = OperationSerializer
+    action_permissions = {"list": None, "terminate": "applications.terminate_operation"}
 
     def get_queryset(self):
-        ops = Operation.objects.select_related("application", "initiated_by")
+        ops = visible(self.request.user, Operation.objects.select_related("application", "initiated_by"),
+                      "application__project")
         app = self.request.query_params.get("application")
         return ops.filter(application__name=app) if app else ops
 
@@ -106,8 +135,9 @@ class OperationViewSet(viewsets.ReadOnlyModelViewSet):
 
 
 class GitWebhookView(APIView):
-    """A push to a repository (GitLab push/tag push hooks, or the generic form): refresh every
-    application that uses it. No login; the token is checked against the repository's secret."""
+    """A push to a repository (GitLab push/tag push hooks, or the generic form): refresh the
+    applications that track the pushed ref. No login; the token is checked against the
+    repository's secret or the global one. A repeated delivery answers 200 {"duplicate": true}."""
 
     authentication_classes = []
     permission_classes = [AllowAny]
@@ -117,8 +147,28 @@ class GitWebhookView(APIView):
         if push.ignored:
             return Response({"applications": [], "detail": push.ignored},
                             status=status.HTTP_202_ACCEPTED)
-        apps = services.handle_push(push.url, push.token)
-        return Response({"applications": [a.name for a in apps]}, status=status.HTTP_202_ACCEPTED)
+        outcome = services.handle_push(push.url, push.token, ref=push.ref,
+                                       default_branch=push.default_branch, delivery=push.delivery)
+        if outcome.duplicate:
+            return Response({"applications": [], "duplicate": True}, status=status.HTTP_200_OK)
+        return Response({"applications": [a.name for a in outcome.applications]},
+                        status=status.HTTP_202_ACCEPTED)
+
+
+class WebhookSettingsView(APIView):
+    """What to enter in GitLab's webhook form: the URL and the global secret (platform admins
+    only, like the generated admin password), and whether unsigned webhooks are accepted."""
+
+    required_permission = "core.view_webhook_settings"
+
+    def get(self, request):
+        response = Response({
+            "url": request.build_absolute_uri(reverse("webhook-git")),
+            "secret": getattr(settings, "GITOPS_UI_WEBHOOK_SECRET", ""),
+            "secret_header": "X-Gitlab-Token",
+            "open": bool(getattr(settings, "GITOPS_UI_WEBHOOK_OPEN", False))})
+        response["Cache-Control"] = "no-store"  # a secret: no copy in a browser or proxy cache
+        return response
 
 
 def _valid(serializer_class, request) -> dict:

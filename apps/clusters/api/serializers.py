@@ -1,5 +1,9 @@
 from rest_framework import serializers
+from rest_framework.settings import api_settings
 
+from apps.core.secrets import secrets_to_resend
+
+from .. import services
 from ..models import Cluster
 
 SECRET = {"write_only": True, "required": False, "allow_blank": True,
@@ -32,9 +36,13 @@ class ClusterSerializer(serializers.ModelSerializer):
         def value(name):
             return attrs.get(name, getattr(self.instance, name, ""))
 
-        auth = value("auth") or Cluster.Auth.TOKEN
-        if auth == Cluster.Auth.TOKEN and not (value("server") and value("token")):
-            raise serializers.ValidationError("auth 'token' needs server and token")
-        if auth == Cluster.Auth.KUBECONFIG and not value("kubeconfig"):
-            raise serializers.ValidationError("auth 'kubeconfig' needs a kubeconfig")
+        resend = secrets_to_resend(self.instance, attrs, provided=attrs.keys())
+        if resend:
+            raise serializers.ValidationError(resend)
+        errors = services.credential_errors(value("auth") or Cluster.Auth.TOKEN, value("server"),
+                                            value("token"), value("kubeconfig"))
+        if errors:
+            raise serializers.ValidationError(
+                {field or api_settings.NON_FIELD_ERRORS_KEY: message
+                 for field, message in errors.items()})
         return attrs

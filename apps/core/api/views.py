@@ -12,7 +12,7 @@ def api_root(request, format=None):
     names = {"clusters": "cluster-list", "repositories": "repository-list",
              "projects": "project-list", "applications": "application-list",
              "operations": "operation-list", "webhook": "webhook-git", "heartbeat": "api-heartbeat",
-             "token": "api-token"}
+             "webhook_settings": "webhook-settings", "token": "api-token"}
     return Response({key: reverse(name, request=request, format=format)
                      for key, name in names.items()})
 

@@ -41,6 +41,7 @@ case "$1" in
 esac
 """
 HEX = re.compile(r"^[0-9a-f]{4,64}$")
+ALLOWED_PROTOCOLS = "http:https"  # GIT_ALLOW_PROTOCOL's syntax
 AUTHOR = re.compile(r"^\s*(?P<name>[^<>]+?)\s*<(?P<email>[^<>]*)>\s*$")
 URL_USERINFO = re.compile(r"([a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s]+@")
 
@@ -340,6 +341,7 @@ class RepoCache:
         argv += [clean if a == "{url}" else a for a in args]
         env = dict(env or {})
         if "{url}" in args:  # talks to the remote: hand over the credentials, never prompt
+            _check_remote(clean)
             env.update({"GIT_ASKPASS": str(self._askpass), "GIT_TERMINAL_PROMPT": "0",
                         "GITOPS_GIT_USERNAME": creds.login if creds else "",
                         "GITOPS_GIT_PASSWORD": creds.secret if creds else ""})
@@ -352,6 +354,9 @@ def _run(argv, what, timeout, url, creds, env=None, input=None) -> str:
     # each call names its repository and index itself.
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
     full_env.update({"LC_ALL": "C", "LANGUAGE": "C"}, **(env or {}))  # messages we can match
+    # Whatever the URL or a redirect says, git speaks only HTTP(S): file:// would read the
+    # server's own disk, ext:: runs a command, ssh:// reaches hosts with the server's keys.
+    full_env["GIT_ALLOW_PROTOCOL"] = ALLOWED_PROTOCOLS
     log.debug("git %s on %s", what, _split_url(url)[0])
     proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, env=full_env, start_new_session=True)
@@ -388,6 +393,14 @@ def _explain(output: str, where: str, what: str) -> str:
         return f"repository not found: {where}"
     lines = [ln.strip() for ln in output.splitlines() if ln.strip()]
     return f"git {what} failed for {where}: " + ("; ".join(lines[-3:]) or "no output")
+
+
+def _check_remote(url: str) -> None:
+    """SourceError unless `url` is an http(s) URL with a host (the only remotes git may use)."""
+    parts = urlsplit(url)
+    if parts.scheme not in ALLOWED_PROTOCOLS.split(":") or not parts.hostname:
+        # Not echoed: a refused URL may be a local path or a command line.
+        raise SourceError("only http:// and https:// repository URLs are supported")
 
 
 def _split_url(url: str) -> tuple[str, GitCredentials | None]:

@@ -30,6 +30,7 @@ class HelmSpec:
     values_files: list[str] = field(default_factory=list)  # relative to the chart folder
     values: str = ""  # inline YAML, above the values files
     parameters: dict[str, str] = field(default_factory=dict)  # --set name=value, above all
+    string_parameters: dict[str, str] = field(default_factory=dict)  # --set-string (forceString)
 
 
 @dataclass
@@ -260,10 +261,12 @@ def _helm(root: Path, src: Path, spec: HelmSpec, tools: RenderTools,
             inline = Path(tmp) / "inline-values.yaml"
             inline.write_text(spec.values)
             argv += ["--values", str(inline)]
-        for name, value in spec.parameters.items():
-            # --set splits on unescaped commas: a value holding one is still one value.
-            escaped = re.sub(r"(?<!\\),", r"\\,", str(value))
-            argv += ["--set", f"{name}={escaped}"]
+        for flag, parameters in (("--set", spec.parameters),
+                                 ("--set-string", spec.string_parameters)):
+            for name, value in parameters.items():
+                # --set splits on unescaped commas: a value holding one is still one value.
+                escaped = re.sub(r"(?<!\\),", r"\\,", str(value))
+                argv += [flag, f"{name}={escaped}"]
         # Helm keeps its cache and repository config in these: a private, empty set per call.
         env = {f"HELM_{k}_HOME": os.path.join(tmp, k.lower()) for k in ("CACHE", "CONFIG", "DATA")}
         out = _tool(argv, root, src, tools.timeout, "helm template", env={**env, "HOME": tmp})

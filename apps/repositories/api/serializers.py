@@ -2,6 +2,8 @@ from urllib.parse import urlsplit
 
 from rest_framework import serializers
 
+from apps.core.secrets import secrets_to_resend
+
 from ..models import Repository
 
 SECRET = {"write_only": True, "required": False, "allow_blank": True,
@@ -28,6 +30,12 @@ class RepositorySerializer(serializers.ModelSerializer):
 
     def get_has_webhook_secret(self, obj) -> bool:
         return bool(obj.webhook_secret)
+
+    def validate(self, attrs):
+        resend = secrets_to_resend(self.instance, attrs, provided=attrs.keys())
+        if resend:
+            raise serializers.ValidationError(resend)
+        return attrs
 
     def validate_url(self, value: str) -> str:
         # The message never repeats the URL: it may hold the very credential it refuses.

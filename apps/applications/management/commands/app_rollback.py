@@ -1,6 +1,7 @@
 from django.core.management.base import CommandError
 
 from apps.applications import services
+from apps.core.queues import QueueUnavailable
 from apps.applications.api.serializers import OperationSerializer
 from apps.applications.models import HistoryEntry, Operation
 
@@ -24,7 +25,7 @@ class Command(AppCommand):
             raise CommandError(f"no history entry {opts['history_id']}")
         try:
             result = services.rollback(app, entry, self.user, mode=opts["mode"])
-        except services.ApplicationError as exc:
+        except (services.ApplicationError, QueueUnavailable) as exc:
             raise CommandError(str(exc)) from None
         if isinstance(result, Operation):
             if opts["json"]:

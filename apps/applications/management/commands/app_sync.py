@@ -4,6 +4,7 @@ import sys
 from django.core.management.base import CommandError
 
 from apps.applications import services
+from apps.core.queues import QueueUnavailable
 from apps.applications.api.serializers import OperationSerializer
 
 from ._common import AppCommand, short
@@ -29,7 +30,7 @@ class Command(AppCommand):
             op = services.request_sync(app, self.user, revision=opts["revision"], prune=opts["prune"],
                                        dry_run=opts["dry_run"], resources=opts["resources"],
                                        enqueue=not opts["wait"])
-        except services.ApplicationError as exc:
+        except (services.ApplicationError, QueueUnavailable) as exc:
             raise CommandError(str(exc)) from None
         if opts["wait"]:
             op = services.run_operation(op.pk) or op
