@@ -34,10 +34,15 @@ is_platform_admin = is_signed_in & rules.is_superuser
 def require(user, perm: str, obj=None) -> None:
     """Raise Forbidden unless `user` has `perm` (on `obj`)."""
     if user is None or not user.has_perm(perm, obj):
-        action = perm.split(".", 1)[-1].replace("_", " ")
-        target = f" {obj}" if obj is not None and getattr(obj, "pk", None) else ""
-        who = user.get_username() if user is not None and user.is_authenticated else "anonymous"
-        raise Forbidden(f"{who} may not {action}{target}")
+        raise Forbidden(refusal(user, perm, obj))
+
+
+def refusal(user, perm: str, obj=None) -> str:
+    """'vera may not sync application web': what was refused, to whom."""
+    action = perm.split(".", 1)[-1].replace("_", " ")
+    target = f" {obj}" if obj is not None and getattr(obj, "pk", None) else ""
+    who = user.get_username() if user is not None and user.is_authenticated else "anonymous"
+    return f"{who} may not {action}{target}"
 
 
 class AuthenticationBackend(ModelBackend):

@@ -9,6 +9,8 @@ answers 404, one that one may see but not act on answers 403.
 from django.core.exceptions import ImproperlyConfigured
 from rest_framework.permissions import BasePermission
 
+from apps.core.access import refusal
+
 STANDARD = {"list": "view", "retrieve": "view", "create": "add", "update": "change",
             "partial_update": "change", "destroy": "delete"}
 
@@ -34,9 +36,13 @@ class ActionPermission(BasePermission):
             return False
         if getattr(view, "detail", False):
             return True  # decided on the object, after the queryset has hidden what is not visible
-        perm = required_permission(view)
-        return perm is None or user.has_perm(perm)
+        return self._allowed(request, required_permission(view))
 
     def has_object_permission(self, request, view, obj) -> bool:
-        perm = required_permission(view)
-        return perm is None or request.user.has_perm(perm, obj)
+        return self._allowed(request, required_permission(view), obj)
+
+    def _allowed(self, request, perm: str | None, obj=None) -> bool:
+        if perm is None or request.user.has_perm(perm, obj):
+            return True
+        self.message = refusal(request.user, perm, obj)  # DRF's 403 detail
+        return False
