@@ -9,8 +9,9 @@ from . import services, spec
 from .models import Application, HistoryEntry, Operation, Project, ProjectMember
 from .rules import visible
 
-STATUS_FIELDS = ["pinned_revision", "sync_status", "health_status", "health_message", "target_sha",
-                 "synced_sha", "conditions", "resources", "reconciled_at", "created_at"]
+STATUS_FIELDS = ["pinned_revision", "resume_automated", "sync_status", "health_status",
+                 "health_message", "target_sha", "synced_sha", "conditions", "resources",
+                 "reconciled_at", "created_at"]
 
 
 class ProjectMemberInline(admin.TabularInline):
