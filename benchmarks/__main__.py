@@ -9,6 +9,8 @@ Measurements (--only picks some; default all):
               holds ≥ --min-objects objects (a separate probe process)
   profile     cProfile of refresh_many, of in-process first syncs of 10-resource apps, and of a
               second big-app sync (files in bench-results/)
+  polling     commit → applied with no webhook (p50, max over 10 commits), and the CPU per hour
+              of polling 50 unchanged repositories (benchmarks/polling.py)
 """
 from __future__ import annotations
 
@@ -17,10 +19,10 @@ import signal
 import sys
 import traceback
 
-from . import machine, report, scenarios, workload
+from . import machine, polling, report, scenarios, workload
 from .system import System, log
 
-ALL = ("latency", "first-sync", "refresh", "big-app", "memory", "profile")
+ALL = ("latency", "first-sync", "refresh", "big-app", "memory", "profile", "polling")
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -70,7 +72,7 @@ def main(argv: list[str]) -> int:
     system = System()
     sel = args.selected
     results = data["results"]
-    needs_launcher = bool(sel & {"latency", "first-sync", "refresh", "memory"})
+    needs_launcher = bool(sel & {"latency", "first-sync", "refresh", "memory", "polling"})
     needs_apps = bool(sel & {"latency", "first-sync", "refresh", "memory"}) and args.apps > 0
     try:
         system.start_stack()
@@ -96,6 +98,8 @@ def main(argv: list[str]) -> int:
         if "refresh" in sel and ctx.bg_names:
             names = ctx.bg_names + ([scenarios.LATENCY_APP] if "latency" in sel else [])
             results["refresh"] = scenarios.no_change_refresh(ctx, names, "profile" in sel)
+        if "polling" in sel:
+            results["polling"] = polling.latency(ctx)
         if "memory" in sel and system.launcher_running():
             results.setdefault("memory", {})["launcher_at_rest"] = scenarios.launcher_at_rest(ctx)
             log(f"launcher at rest: {results['memory']['launcher_at_rest']['total_mib']:.0f} MiB")
@@ -121,6 +125,8 @@ def main(argv: list[str]) -> int:
             mem["probe"] = scenarios.memory_probe(ctx)
             log(f"probe: {mem['probe']['cache_objects']} objects, "
                 f"VmHWM {mem['probe']['after']['vmhwm_mib']:.0f} MiB")
+        if "polling" in sel:  # the launcher is stopped: only the measuring process polls
+            results["polling_cost"] = polling.cost(ctx)
         from apps.clusters import services as clusters
 
         runtime = next(iter(clusters._runtimes.values()), None)

@@ -89,6 +89,18 @@ def rows(data: dict) -> list[tuple[str, str, str]]:
         out.append((f"first sync in-process, 10 resources (profiled, {prof['apps']} apps)",
                     f"{_s(prof['s_per_app'], digits=2)} per app, {prof['http_total']} HTTP "
                     f"({prof['http_total'] // max(prof['apps'], 1)} per app)", "(for reference)"))
+    pl = r.get("polling")
+    if pl:
+        a = pl["applied_s"]
+        out.append((f"commit → applied without a webhook (polling every {pl['poll_interval_s']:g} s)",
+                    f"p50 {_s(a['p50'])}, max {_s(a['max'])} (n={a['n']}, timeouts "
+                    f"{pl['timeouts']})", "≤ 15 s worst case"))
+    pc = r.get("polling_cost")
+    if pc:
+        out.append((f"polling {pc['repositories']} unchanged repositories, per hour",
+                    f"{_s(pc['cpu_s_per_hour'], 'CPU-s', 0)} ours (git ls-remote included), "
+                    f"{_s(pc['git_server_cpu_s_per_hour'], 'CPU-s', 0)} the git server's",
+                    "(stated in the README)"))
     mem = r.get("memory", {})
     if mem.get("probe"):
         p = mem["probe"]

@@ -12,6 +12,7 @@
 | GITOPS_UI_DATA_DIR | ./var | where the embedded defaults live |
 | GITOPS_UI_LOG_LEVEL | INFO | log level of the platform's own loggers |
 | GITOPS_UI_REFRESH_INTERVAL | 180 | seconds between refreshes of an application (plus jitter) |
+| GITOPS_UI_POLL_INTERVAL | 5 | seconds between two `git ls-remote` of each repository, so a commit goes live without a webhook (0: off) |
 | GITOPS_UI_WEBHOOK_SECRET | generated once into the data dir (`make run` prints it) | token git webhooks must send (X-Gitlab-Token or ?token=) |
 | GITOPS_UI_WEBHOOK_OPEN | false | accept webhooks that send no token (anyone may then trigger refreshes) |
 | GITOPS_UI_SYNC_HEALTH_TIMEOUT | 300 | seconds a sync waits for one wave to become healthy |
@@ -155,6 +156,7 @@ GITOPS_UI_HEARTBEAT_INTERVAL = float(os.environ.get("GITOPS_UI_HEARTBEAT_INTERVA
 
 # Applications: see the table at the top.
 GITOPS_UI_REFRESH_INTERVAL = float(os.environ.get("GITOPS_UI_REFRESH_INTERVAL", "180"))
+GITOPS_UI_POLL_INTERVAL = float(os.environ.get("GITOPS_UI_POLL_INTERVAL", "5"))
 GITOPS_UI_WEBHOOK_SECRET = webhook_secret()
 GITOPS_UI_WEBHOOK_OPEN = env_bool("GITOPS_UI_WEBHOOK_OPEN", False)
 GITOPS_UI_SYNC_HEALTH_TIMEOUT = float(os.environ.get("GITOPS_UI_SYNC_HEALTH_TIMEOUT", "300"))

@@ -1,6 +1,8 @@
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
+from django.http import HttpResponseRedirect
+from django.urls import reverse
 
 from apps.core.admin import PermissionCheckedAdmin
 from apps.core.queues import QueueUnavailable
@@ -11,7 +13,7 @@ from .rules import visible
 
 STATUS_FIELDS = ["pinned_revision", "resume_automated", "sync_status", "health_status",
                  "health_message", "target_sha", "synced_sha", "conditions", "resources",
-                 "reconciled_at", "created_at"]
+                 "reconciled_at", "created_at", "deletion"]
 
 
 class ProjectMemberInline(admin.TabularInline):
@@ -88,6 +90,40 @@ class ApplicationAdmin(PermissionCheckedAdmin):
     @admin.display(description="target", ordering="target_sha")
     def target_sha_short(self, app):
         return app.target_sha[:12]
+
+    # --- deletion: the confirmation page offers Argo CD's choices (cascade foreground, the
+    # default, background, or none): admin/applications/application/delete_confirmation.html
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)  # it would delete without offering the choice
+        return actions
+
+    def get_deleted_objects(self, objs, request):
+        # An application's operations and history go with it: deleting it needs
+        # delete_application only, not a permission on those records (which no one has).
+        deleted, counts, _, protected = super().get_deleted_objects(objs, request)
+        return deleted, counts, set(), protected
+
+    def delete_model(self, request, obj):
+        try:
+            cascade = services.deletion_policy(request.POST.get("cascade"))
+            request.deletion_started = services.delete_application(obj, request.user,
+                                                                    cascade=cascade)
+        except (services.ApplicationError, QueueUnavailable) as exc:
+            request.deletion_refused = str(exc)
+
+    def response_delete(self, request, obj_display, obj_id):
+        refused = getattr(request, "deletion_refused", "")
+        started = getattr(request, "deletion_started", None)
+        if not (refused or started):
+            return super().response_delete(request, obj_display, obj_id)
+        if refused:
+            self.message_user(request, f"{obj_display} was not deleted: {refused}", messages.ERROR)
+        else:
+            self.message_user(request, f"{obj_display}: its resources are being deleted "
+                                       f"({started.options['cascade']}); the application goes "
+                                       "once they are gone", messages.SUCCESS)
+        return HttpResponseRedirect(reverse("admin:applications_application_changelist"))
 
     @admin.action(description="Sync now", permissions=["sync"])
     def sync_now(self, request, queryset):

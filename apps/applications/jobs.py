@@ -33,3 +33,15 @@ def reap_stale_operations():
     from . import services
 
     return services.reap_stale_operations()
+
+
+def poll_repositories():
+    from . import polling
+
+    return polling.poll_due()
+
+
+def delete_application(operation_id: int):
+    from . import services
+
+    services.run_deletion(operation_id)

@@ -49,6 +49,7 @@ class Application(models.Model):
         DIRECTORY = "directory", "plain directory"
         KUSTOMIZE = "kustomize", "Kustomize"
         HELM = "helm", "Helm"
+        JSONNET = "jsonnet", "Jsonnet"
 
     name = models.CharField(max_length=53, unique=True, validators=[dns_label])
     project = models.ForeignKey(Project, on_delete=models.PROTECT, related_name="applications")
@@ -90,6 +91,10 @@ class Application(models.Model):
     resources = models.JSONField(default=list, blank=True)
     reconciled_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    # Set while a cascading deletion runs (a "delete" operation): the app goes once its
+    # resources are gone; cleared if the deletion fails.
+    deletion = models.CharField(max_length=16, blank=True, help_text=(
+        "foreground or background while the application's resources are being deleted"))
 
     class Meta:
         ordering = ["name"]
@@ -109,6 +114,7 @@ class Operation(models.Model):
     class Kind(models.TextChoices):
         SYNC = "sync"
         ROLLBACK = "rollback"
+        DELETE = "delete"  # cascading deletion of the app's resources, then of the app
 
     class Phase(models.TextChoices):
         PENDING = "Pending"

@@ -42,11 +42,17 @@ def run(operation_id: int) -> Operation | None:
     beat.start()
     try:
         phase, message, sha = _sync(op, terminate)
+        expected = True
     except Exception as exc:  # record any bug on the operation rather than leave it Running
-        log.exception("operation %s failed unexpectedly", op.pk)
+        log.exception("operation %s of %s failed unexpectedly", op.pk, op.application.name)
         phase, message, sha = Operation.Phase.ERROR, reconcile.describe_unexpected(exc), op.sha
+        expected = False
     finally:
         beat.stop()
+    if expected and phase in (Operation.Phase.FAILED, Operation.Phase.ERROR):
+        # One line with the cause; the message is the engine's, which never carries a secret.
+        log.warning("%s of %s failed (operation %s, %s): %s", op.kind, op.application.name,
+                    op.pk, phase, reconcile.log_line(message))
     op.phase, op.message, op.finished_at = phase, message, timezone.now()
     op.sha = sha or op.sha
     op.save(update_fields=["phase", "message", "finished_at", "sha", "resources"])

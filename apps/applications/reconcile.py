@@ -31,8 +31,8 @@ from apps.clusters.models import Cluster
 from apps.core.events import group_for, publish
 from apps.engine.diff import Comparison, IgnoreRule
 from apps.engine.errors import ClusterError, EngineError
-from apps.engine.source import (HelmSpec, KustomizeSpec, RenderTools, SourceSpec, detect_tool,
-                                render)
+from apps.engine.source import (HelmSpec, JsonnetSpec, JsonnetVar, KustomizeSpec, RenderTools,
+                                SourceSpec, detect_tool, render)
 from apps.repositories import services as repositories
 
 from .models import Application, Operation
@@ -48,12 +48,13 @@ class Desired:
 
 # --- rendering ---------------------------------------------------------------------------------
 def render_tools() -> RenderTools:
-    """kustomize and helm from GITOPS_UI_TOOLS_BIN, the Go-built cache of tools/cluster, or PATH."""
+    """kustomize, helm and jsonnet from GITOPS_UI_TOOLS_BIN, the Go-built cache of tools/cluster,
+    or PATH."""
     found = {}
     cache = os.environ.get("GITOPS_UI_CACHE") or str(Path.home() / ".cache/gitops-ui")
     folders = [os.environ.get("GITOPS_UI_TOOLS_BIN", ""), os.environ.get("GITOPS_UI_CLUSTER_BIN", "")]
     folders += sorted(glob.glob(f"{cache}/cluster-*/bin"), key=os.path.getmtime, reverse=True)
-    for tool in ("kustomize", "helm"):
+    for tool in ("kustomize", "helm", "jsonnet"):
         for folder in folders:
             if folder and os.access(Path(folder) / tool, os.X_OK):
                 found[tool] = str(Path(folder) / tool)
@@ -67,6 +68,7 @@ def source_spec(app: Application) -> SourceSpec:
     src = app.source or {}
     helm = src.get("helm") or {}
     kustomize = src.get("kustomize") or {}
+    jsonnet = src.get("jsonnet") or {}
     return SourceSpec(
         path=app.path or ".", tool=app.tool or None,
         include=src.get("include"), exclude=src.get("exclude"), recurse=src.get("recurse", True),
@@ -75,11 +77,15 @@ def source_spec(app: Application) -> SourceSpec:
                       parameters=helm.get("parameters", {}),
                       string_parameters=helm.get("string_parameters", {})),
         kustomize=KustomizeSpec(**{k: v for k, v in kustomize.items()
-                                   if k in ("name_prefix", "name_suffix", "namespace", "images")}))
+                                   if k in ("name_prefix", "name_suffix", "namespace", "images")}),
+        jsonnet=JsonnetSpec(tlas=[JsonnetVar(**v) for v in jsonnet.get("tlas", [])],
+                            ext_vars=[JsonnetVar(**v) for v in jsonnet.get("ext_vars", [])],
+                            libs=jsonnet.get("libs", [])))
 
 
 class _RenderMemo:
-    """Rendered manifests per (repository, commit, source settings): a commit never changes."""
+    """Rendered manifests per (repository, commit, source settings): a commit never changes.
+    (Also the detected tool per folder tree: the same content, the same tool.)"""
 
     def __init__(self, size: int = 512):
         self.size, self.items, self.lock = size, OrderedDict(), Lock()
@@ -101,6 +107,7 @@ class _RenderMemo:
 
 
 _renders = _RenderMemo()
+_detected_tools = _RenderMemo(size=4096)
 
 
 def desired_state(app: Application, known_refs: dict | None = None, sha: str | None = None) -> Desired:
@@ -119,12 +126,17 @@ def render_key(app: Application, root: Path, sha: str) -> tuple:
     settings_key = hashlib.sha1(json.dumps([app.path, app.tool, app.source, app.name, app.namespace],
                                            sort_keys=True).encode()).hexdigest()
     folder = (root / (app.path or ".")).resolve()
-    tool = app.tool or (detect_tool(folder) if folder.is_dir() else "directory")
-    if tool != "directory" or not folder.is_dir() or not folder.is_relative_to(root.resolve()):
+    if not folder.is_dir() or not folder.is_relative_to(root.resolve()):
         return (app.repository.url, settings_key, "commit", sha)
     relative = str(folder.relative_to(root.resolve()))
     folders = repositories.repo_cache().folder_ids(app.repository.url, sha)
-    return (app.repository.url, settings_key, "folder", folders.get("" if relative == "." else relative, sha))
+    tree = folders.get("" if relative == "." else relative, sha)
+    # Detecting Jsonnet walks the folder: once per folder content (its git tree id).
+    tool = app.tool or _detected_tools.get_or_render((app.repository.url, tree),
+                                                     lambda: detect_tool(folder))
+    if tool != "directory":
+        return (app.repository.url, settings_key, "commit", sha)
+    return (app.repository.url, settings_key, "folder", tree)
 
 
 def changed_first(apps: list[Application], known_refs: dict) -> list[Application]:
@@ -190,6 +202,13 @@ def status_event(app: Application) -> dict:
 _URL_CREDENTIALS = re.compile(r"(://)[^/@\s]+@")
 
 
+def log_line(text: str, limit: int = 500) -> str:
+    """`text` as one log line: whitespace and line breaks collapsed, shortened, credentials in
+    URLs removed (tool output may quote a URL)."""
+    line = " ".join(_URL_CREDENTIALS.sub(r"\1***@", str(text)).split())
+    return line if len(line) <= limit else line[:limit] + "..."
+
+
 def describe_unexpected(exc: Exception) -> str:
     """One line naming a bug's exception, fit for a condition and a log: first line, shortened,
     credentials in URLs removed."""
@@ -213,10 +232,12 @@ def record_failure(app: Application, exc: Exception, target_sha: str = "") -> No
         kind, message = "ComparisonError", str(exc)
     else:
         kind, message = "ComparisonError", describe_unexpected(exc)
-        # One line, once per distinct cause: the condition is what the user reads.
-        already_known = any(c.get("message") == message for c in app.conditions or [])
-        log.log(logging.DEBUG if already_known else logging.ERROR,
-                "refresh of %s failed: %s", app.name, message)
+    # One line, once per distinct cause (the condition is what the user reads), no traceback:
+    # an expected failure (git, render, cluster) is a warning, a bug an error.
+    already_known = any(c.get("message") == message for c in app.conditions or [])
+    level = logging.WARNING if isinstance(exc, EngineError) else logging.ERROR
+    log.log(logging.DEBUG if already_known else level, "refresh of %s failed: %s: %s",
+            app.name, type(exc).__name__, log_line(message))
     try:
         save_status(app, conditions=[condition(kind, message)], **fields)
     except Exception as save_exc:  # e.g. the database is down: say so, go on
@@ -236,6 +257,7 @@ def refresh(app: Application, known_refs: dict | None = None, auto_sync: bool = 
         desired = desired_state(app, sha=sha)
         comparison = compare(app, desired)
         conditions = [condition("ComparisonError", e) for e in comparison.errors]
+        _log_new_errors(app, comparison.errors)
         save_status(app, target_sha=desired.sha, sync_status=comparison.sync,
                     health_status=comparison.health, resources=resource_summary(comparison),
                     conditions=conditions + _sync_conditions(app))
@@ -251,6 +273,7 @@ def refresh(app: Application, known_refs: dict | None = None, auto_sync: bool = 
 
         if isinstance(exc, ApplicationError):
             message = str(exc)
+            log.warning("automated sync of %s could not start: %s", app.name, log_line(message))
         else:
             message = describe_unexpected(exc)
             log.error("automated sync of %s could not start: %s", app.name, message)
@@ -259,11 +282,21 @@ def refresh(app: Application, known_refs: dict | None = None, auto_sync: bool = 
         return None
 
 
+def _log_new_errors(app: Application, errors: list[str]) -> None:
+    """Comparison errors (a kind the cluster does not serve, a manifest the API server rejects)
+    logged once each, when they first appear among the app's conditions."""
+    known = {c.get("message") for c in app.conditions or []}
+    for error in errors:
+        if error not in known:
+            log.warning("comparison of %s failed: %s", app.name, log_line(error))
+
+
 def _sync_conditions(app: Application) -> list[dict]:
     """A failed last operation stays visible until a later one succeeds."""
     last = app.operations.exclude(phase__in=Operation.ACTIVE).first()
     if last and last.phase in (Operation.Phase.FAILED, Operation.Phase.ERROR):
-        return [condition("SyncError", last.message)]
+        kind = "DeletionError" if last.kind == Operation.Kind.DELETE else "SyncError"
+        return [condition(kind, last.message)]
     return []
 
 
@@ -272,10 +305,17 @@ def _automated_sync(app: Application, desired: Desired, comparison: Comparison) 
 
     if not app.automated or app.pinned_revision or comparison.sync != "OutOfSync":
         return None
+    if not app.prune and all(r.requires_pruning for r in comparison.out_of_sync()):
+        # As Argo CD: only pruning would do anything and automated prune is off, so no sync
+        # runs (it would report success while the app stays OutOfSync); the resources show
+        # requires_pruning.
+        return None
     if not desired.manifests and not app.allow_empty and any(
             r.requires_pruning for r in comparison.resources):
-        save_status(app, conditions=app.conditions + [condition(
-            "SyncError", "automated sync refused: Git renders no resources and allow-empty is off")])
+        message = "automated sync refused: Git renders no resources and allow-empty is off"
+        if not any(c.get("message") == message for c in app.conditions or []):
+            log.warning("%s: %s", app.name, message)
+        save_status(app, conditions=app.conditions + [condition("SyncError", message)])
         return None
     new_revision = desired.sha != app.synced_sha
     if not new_revision and not app.self_heal:

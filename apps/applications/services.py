@@ -107,11 +107,90 @@ def _refresh_soon(app: Application) -> None:
         log.warning("%s saved; %s", app.name, exc)
 
 
-def delete_application(app: Application) -> None:
-    """Forget the application (its resources stay in the cluster); not while an operation runs."""
+# Argo CD's choices when an application is deleted: its resources with it (propagation policy
+# foreground or background), or not.
+FOREGROUND, BACKGROUND, NO_CASCADE = "foreground", "background", "false"
+
+
+def deletion_policy(cascade: str | None = None, propagation_policy: str | None = None) -> str:
+    """FOREGROUND, BACKGROUND or NO_CASCADE from what a user wrote, in our spelling
+    (cascade=foreground|background|false) or Argo CD's (cascade=true|false with
+    propagationPolicy=foreground|background). Cascading, foreground, is the default."""
+    cascade = (cascade or "").strip().lower()
+    policy = (propagation_policy or "").strip().lower()
+    valid = ("cascade is foreground, background, true or false; propagationPolicy is "
+             "foreground or background")
+    if cascade not in ("", "true", FOREGROUND, BACKGROUND, NO_CASCADE):
+        raise ApplicationError(f"unknown cascade {cascade!r}: {valid}")
+    if policy not in ("", FOREGROUND, BACKGROUND):
+        raise ApplicationError(f"unknown propagationPolicy {policy!r}: {valid}")
+    if cascade == NO_CASCADE:
+        if policy:  # Argo CD refuses it too
+            raise ApplicationError(
+                "cannot set a propagationPolicy when cascading is off (cascade=false)")
+        return NO_CASCADE
+    if cascade in (FOREGROUND, BACKGROUND) and policy and policy != cascade:
+        raise ApplicationError(f"cascade={cascade} and propagationPolicy={policy} disagree")
+    return cascade if cascade in (FOREGROUND, BACKGROUND) else policy or FOREGROUND
+
+
+def delete_application(app: Application, user=None, *, cascade: str = FOREGROUND,
+                       enqueue: bool = True) -> Operation | None:
+    """Delete the application as Argo CD does; not while an operation runs (OperationInProgress).
+
+    FOREGROUND or BACKGROUND: a "delete" operation, queued for a worker (or returned Pending
+    for the caller to run with run_deletion, enqueue=False), deletes the objects the app tracks
+    with that propagation policy, then the app (deletion.py). Meanwhile `app.deletion` says so
+    and no sync can start. If it fails, the app stays with a DeletionError condition.
+    An app that never ran an operation and shows nothing live has deployed nothing: it goes
+    at once, as with NO_CASCADE, which deletes only the app: its objects stay in the cluster,
+    with their tracking annotation, as Argo CD leaves its own (an app of the same name adopts
+    them). Returns None when the app is gone already. QueueUnavailable leaves all as it was.
+    """
+    if cascade not in (FOREGROUND, BACKGROUND, NO_CASCADE):
+        raise ApplicationError(f"unknown cascade {cascade!r}: foreground, background or false")
     if app.operations.filter(phase__in=Operation.ACTIVE).exists():
         raise OperationInProgress(f"{app.name} has an operation running; terminate it first")
-    app.delete()
+    if cascade == NO_CASCADE or not _may_have_deployed(app):
+        app.delete()
+        return None
+    if enqueue:
+        with queue_errors(f"the deletion of {app.name}"):
+            django_rq.get_connection(SYNC_QUEUE).ping()
+    try:
+        with transaction.atomic():
+            op = Operation.objects.create(application=app, kind=Operation.Kind.DELETE,
+                                          initiated_by=user, options={"cascade": cascade})
+            Application.objects.filter(pk=app.pk).update(deletion=cascade)
+    except IntegrityError:
+        raise OperationInProgress(f"{app.name} already has an operation running") from None
+    app.deletion = cascade
+    if enqueue:
+        try:
+            enqueue_operation(op)
+        except QueueUnavailable:
+            Application.objects.filter(pk=app.pk).update(deletion="")
+            app.deletion = ""
+            raise
+    return op
+
+
+def _may_have_deployed(app: Application) -> bool:
+    return app.operations.exists() or any(r.get("health") != "Missing" for r in app.resources or [])
+
+
+def run_deletion(op_id: int) -> Operation | None:
+    from . import deletion
+
+    return deletion.run(op_id)
+
+
+def clear_abandoned_deletions() -> int:
+    """Clear `deletion` on apps whose delete operation ended without running to its end (its
+    worker died and the reaper failed it, or its job could not be queued)."""
+    deleting = Operation.objects.filter(kind=Operation.Kind.DELETE, phase__in=Operation.ACTIVE)
+    return Application.objects.exclude(deletion="").exclude(
+        pk__in=deleting.values("application_id")).update(deletion="")
 
 
 # --- validation --------------------------------------------------------------------------------
@@ -169,8 +248,10 @@ def enqueue_operation(op: Operation) -> None:
         try:
             with queue_errors(f"the {op.kind} of {op.application.name}"):
                 # Someone's click goes ahead of background work; automated syncs wait their turn.
+                job = (jobs.delete_application if op.kind == Operation.Kind.DELETE
+                       else jobs.run_operation)
                 django_rq.get_queue(SYNC_QUEUE).enqueue(
-                    jobs.run_operation, op.pk, job_id=job_id,
+                    job, op.pk, job_id=job_id,
                     job_timeout=settings.GITOPS_UI_OPERATION_TIMEOUT, at_front=not op.automated)
         except QueueUnavailable:
             Operation.objects.filter(pk=op.pk, phase=Operation.Phase.PENDING).delete()
@@ -416,6 +497,15 @@ def refresh_repository(repo_id: int, ref: str = "", default_branch: str = "") ->
     return len(apps)
 
 
+def schedule_repository_refresh(repo_id: int, ref: str = "", default_branch: str = "", *,
+                                at_front: bool = False) -> None:
+    """Queue refresh_repository for a move of `ref` (every app without one), merged with one
+    still waiting for the same ref; polling.py calls it when ls-remote shows a ref moved.
+    QueueUnavailable when Redis cannot be reached."""
+    _queue_once(_repository_refresh_flag(repo_id, ref), jobs.refresh_repository, repo_id,
+                *((ref, default_branch) if ref else ()), at_front=at_front)
+
+
 def _check_webhook_token(repos: list, token: str | None) -> None:
     global_secret = getattr(settings, "GITOPS_UI_WEBHOOK_SECRET", "")
     for expected in [repo.webhook_secret or global_secret for repo in repos] or [global_secret]:
@@ -480,6 +570,7 @@ def reap_stale_operations() -> int:
     count += Operation.objects.filter(pk__in=lost, phase=Operation.Phase.PENDING).update(
         phase=Operation.Phase.ERROR, finished_at=now,
         message="the queued job for this operation was lost; sync again to retry")
+    clear_abandoned_deletions()
     return count
 
 

@@ -8,14 +8,16 @@ failing every refresh. `clean(fields)` also brings accepted spellings to the one
 | field | accepted |
 |---|---|
 | path | relative, inside the repository ("a/../b" is stored as "b") |
-| tool | "" (detect), directory, kustomize, helm |
+| tool | "" (detect), directory, kustomize, helm, jsonnet |
 | sync_options | CreateNamespace, ApplyOutOfSyncOnly, PruneLast, Replace, each =true or =false |
 | ignore_differences | [{kind, group?, name?, namespace?, jsonPointers: ["/..."]}] |
-| source | include, exclude (globs), recurse; helm {release_name, values_files, values, parameters}; kustomize {name_prefix, name_suffix, namespace, images} |
+| source | include, exclude (globs), recurse; helm {release_name, values_files, values, parameters}; kustomize {name_prefix, name_suffix, namespace, images}; jsonnet {tlas, extVars, libs} |
 
 Helm `parameters` come as {"image.tag": "1.2"} or in Argo CD's list shape
 [{"name": "image.tag", "value": "1.2", "forceString": true}]; they are stored as the dict the
 engine's HelmSpec takes, forceString ones under helm.string_parameters (helm --set-string).
+Jsonnet settings are Argo CD's directory.jsonnet: tlas and extVars as [{"name", "value",
+"code"}], libs as folders relative to the repository root; extVars is stored as ext_vars.
 """
 from __future__ import annotations
 
@@ -24,14 +26,17 @@ import re
 
 import yaml
 
-TOOLS = ("directory", "kustomize", "helm")
+TOOLS = ("directory", "kustomize", "helm", "jsonnet")
 # The application-level options operations.py hands to the engine; =false is the default,
 # accepted so Argo CD manifests that spell it out work unchanged.
 SYNC_OPTIONS = ("CreateNamespace", "ApplyOutOfSyncOnly", "PruneLast", "Replace")
 IGNORE_KEYS = ("group", "kind", "name", "namespace", "jsonPointers")
-SOURCE_KEYS = ("include", "exclude", "recurse", "helm", "kustomize")
+SOURCE_KEYS = ("include", "exclude", "recurse", "helm", "kustomize", "jsonnet")
 HELM_KEYS = ("release_name", "values_files", "values", "parameters", "string_parameters")
 KUSTOMIZE_KEYS = ("name_prefix", "name_suffix", "namespace", "images")
+JSONNET_KEYS = ("tlas", "extVars", "ext_vars", "libs")
+JSONNET_VAR_KEYS = ("name", "value", "code")
+JSONNET_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 ARGO_PARAMETER_KEYS = ("name", "value", "forceString")
 RELEASE_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 
@@ -131,6 +136,8 @@ def clean_source(value) -> dict:
         source["helm"] = _helm(source["helm"])
     if source.get("kustomize") is not None:
         source["kustomize"] = _kustomize(source["kustomize"])
+    if source.get("jsonnet") is not None:
+        source["jsonnet"] = _jsonnet(source["jsonnet"])
     return source
 
 
@@ -238,6 +245,53 @@ def _kustomize(value) -> dict:
     if "images" in kustomize:
         kustomize["images"] = _list_of_strings(kustomize["images"], "source.kustomize.images")
     return kustomize
+
+
+# --- jsonnet -----------------------------------------------------------------------------------
+def _jsonnet(value) -> dict:
+    if not isinstance(value, dict):
+        raise InvalidSpec("source.jsonnet", "must be an object")
+    _known_keys(value, JSONNET_KEYS, "source.jsonnet")
+    if "extVars" in value and "ext_vars" in value:
+        raise InvalidSpec("source.jsonnet", "give extVars or ext_vars, not both")
+    jsonnet = {"tlas": _jsonnet_vars(value.get("tlas"), "tlas"),
+               "ext_vars": _jsonnet_vars(value.get("extVars", value.get("ext_vars")), "extVars")}
+    libs = []
+    for lib in _list_of_strings(value.get("libs"), "source.jsonnet.libs"):
+        try:
+            libs.append(clean_path(lib))
+        except InvalidSpec as exc:
+            raise InvalidSpec("source.jsonnet.libs", f"{lib!r} {exc.message}") from None
+    jsonnet["libs"] = libs
+    return {k: v for k, v in jsonnet.items() if v}
+
+
+def _jsonnet_vars(value, key: str) -> list[dict]:
+    where = f"source.jsonnet.{key}"
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise InvalidSpec(where, 'must be a list like [{"name": "replicas", "value": "2", '
+                                 '"code": true}]')
+    found = []
+    for index, entry in enumerate(value):
+        at = f"{where}[{index}]"
+        if not isinstance(entry, dict):
+            raise InvalidSpec(at, 'must be an object like {"name": "env", "value": "prod"}')
+        _known_keys(entry, JSONNET_VAR_KEYS, at)
+        name, text, code = entry.get("name"), entry.get("value", ""), entry.get("code", False)
+        # A top-level argument is a function parameter: an identifier. Neither may hold "=",
+        # which separates name and value on jsonnet's command line.
+        if not isinstance(name, str) or not name or "=" in name or "\0" in name or (
+                key == "tlas" and not JSONNET_IDENTIFIER.match(name)):
+            raise InvalidSpec(f"{at}.name", "is required: a Jsonnet identifier such as replicas"
+                              if key == "tlas" else "is required, without '='")
+        if not isinstance(text, str) or "\0" in text:
+            raise InvalidSpec(f"{at}.value", "must be a string (Jsonnet code when code is true)")
+        if not isinstance(code, bool):
+            raise InvalidSpec(f"{at}.code", "must be true or false")
+        found.append({"name": name, "value": text, "code": code})
+    return found
 
 
 # --- shared ------------------------------------------------------------------------------------

@@ -38,7 +38,7 @@ def periodic_tasks() -> list[PeriodicTask]:
     # Which apps are due is decided per app by GITOPS_UI_REFRESH_INTERVAL; checking often
     # spreads the refreshes out instead of bunching them.
     check_every = min(10.0, settings.GITOPS_UI_REFRESH_INTERVAL)
-    return [
+    tasks = [
         PeriodicTask("worker-heartbeat", settings.GITOPS_UI_HEARTBEAT_INTERVAL,
                      lambda: django_rq.enqueue(jobs.heartbeat), jitter=5),
         PeriodicTask("refresh-due-applications", check_every,
@@ -47,6 +47,13 @@ def periodic_tasks() -> list[PeriodicTask]:
         PeriodicTask("reap-stale-operations", 30,
                      lambda: sync_queue.enqueue(application_jobs.reap_stale_operations), jitter=5),
     ]
+    poll_every = settings.GITOPS_UI_POLL_INTERVAL
+    if poll_every > 0:  # a commit goes live without a webhook (apps/applications/polling.py)
+        from apps.applications import polling
+
+        tasks.append(PeriodicTask("poll-repositories", poll_every, polling.enqueue_poll,
+                                  jitter=min(1.0, poll_every / 5)))
+    return tasks
 
 
 class Reconciler:

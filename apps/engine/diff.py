@@ -69,20 +69,22 @@ class IgnoreRule:
 
 
 def prepare(app: str, manifests: list[dict], cluster: Cluster, namespace: str
-            ) -> tuple[list[dict], list[dict], list[str]]:
-    """Split rendered manifests into resources and hooks, each with its namespace and tracking id.
+            ) -> tuple[list[dict], list[dict], list[tuple[dict, str]]]:
+    """Split rendered manifests into resources and hooks, each with its namespace and tracking id,
+    and objects of kinds the cluster does not serve, each with why.
 
     Unknown kinds are an error unless a CustomResourceDefinition in the same set defines them.
     """
     scopes = defined_kinds(manifests)
-    resources, hooks, errors = [], [], []
+    resources, hooks, unserved = [], [], []
     for obj in manifests:
         key = key_of(obj)
         try:
             namespaced = cluster.resource_of(obj).namespaced
         except ResourceError as exc:
             if (key.group, key.kind) not in scopes:
-                errors.append(str(exc))
+                # Not known to be namespaced or not: listed as written.
+                unserved.append((with_tracking(app, obj), str(exc)))
                 continue
             namespaced = scopes[(key.group, key.kind)] == "Namespaced"
         obj = copy.deepcopy(obj)
@@ -98,7 +100,7 @@ def prepare(app: str, manifests: list[dict], cluster: Cluster, namespace: str
             hooks.append(obj)
         else:
             resources.append(with_tracking(app, obj))
-    return resources, hooks, errors
+    return resources, hooks, unserved
 
 
 class Comparator:
@@ -113,7 +115,7 @@ class Comparator:
 
     def compare(self, app: str, manifests: list[dict], namespace: str,
                 ignore: list[IgnoreRule] = ()) -> Comparison:
-        resources, hooks, errors = prepare(app, manifests, self.cluster, namespace)
+        resources, hooks, unserved = prepare(app, manifests, self.cluster, namespace)
         self._watch_kinds(resources)
         desired = {key_of(o): o for o in resources}
         tracked = self.cache.tracked_by(app)
@@ -122,7 +124,7 @@ class Comparator:
         fingerprint = _fingerprint(manifests, namespace, ignore,
                                    [(str(k), _rv(self.cache.get(k))) for k in keys])
         remembered = self._app_memo.get(app)
-        if remembered and remembered[0] == fingerprint and not errors:
+        if remembered and remembered[0] == fingerprint and not unserved:
             return remembered[1]
 
         states = []
@@ -138,6 +140,10 @@ class Comparator:
                 if "IgnoreExtraneous" in compare_options(live):
                     state.sync = SYNCED
                 states.append(state)
+        # Listed like any resource the cluster lacks, with the reason, not only as a condition.
+        states += [ResourceState(key_of(obj), obj, None, sync=OUT_OF_SYNC,
+                                 differences=["(missing)"], error=why) for obj, why in unserved]
+        errors = []
         for state in states:
             state.health = assess(state.live)
             if state.error:

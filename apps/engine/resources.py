@@ -8,9 +8,13 @@ own key, so an Argo CD in the same cluster never claims our objects, nor we its.
 from __future__ import annotations
 
 import copy
+import hashlib
 from dataclasses import dataclass
 
 TRACKING_ANNOTATION = "gitops-ui.io/tracking-id"
+# On each run of a hook written with metadata.generateName: which hook of which app it is, so
+# BeforeHookCreation finds the earlier runs (their names were picked by the API server).
+HOOK_LABEL = "gitops-ui.io/hook"
 ARGO = "argocd.argoproj.io/"
 HOOK_TYPES = ("PreSync", "Sync", "PostSync", "SyncFail", "Skip")
 _HELM_HOOKS = {"pre-install": "PreSync", "pre-upgrade": "PreSync",
@@ -85,6 +89,15 @@ def with_tracking(app: str, obj: dict) -> dict:
     meta = out.setdefault("metadata", {})
     meta["annotations"] = {**(meta.get("annotations") or {}), TRACKING_ANNOTATION: tracking_id(app, obj)}
     return out
+
+
+def hook_label_value(app: str, obj: dict) -> str:
+    """HOOK_LABEL's value for a generateName hook: a digest, as a label value is at most 63
+    characters of [A-Za-z0-9-_.]."""
+    meta = obj.get("metadata") or {}
+    key = key_of(obj)
+    ident = f"{app}:{key.group}/{key.kind}:{key.namespace}/{meta.get('generateName', '')}"
+    return hashlib.sha1(ident.encode()).hexdigest()
 
 
 def defined_kinds(objs) -> dict[tuple[str, str], str]:

@@ -25,8 +25,9 @@ from .cluster import Cluster
 from .diff import OUT_OF_SYNC, Comparison, ResourceState, write
 from .errors import ClusterError, EngineError, ResourceError
 from .health import assess
-from .resources import (ResourceKey, defined_kinds, group_of, hook_delete_policies, hook_types,
-                        key_of, kind_rank, sync_options, sync_wave, with_tracking)
+from .resources import (HOOK_LABEL, ResourceKey, defined_kinds, group_of, hook_delete_policies,
+                        hook_label_value, hook_types, key_of, kind_rank, sync_options, sync_wave,
+                        with_tracking)
 
 PHASES = ("PreSync", "Sync", "PostSync")
 SUCCEEDED, FAILED, ERROR, TERMINATED, RUNNING = "Succeeded", "Failed", "Error", "Terminated", "Running"
@@ -231,9 +232,11 @@ class SyncOperation:
             self._progress()
             last = i == len(steps) - 1
             waits_for_hooks = any(t.action == "hook" for t in step)
-            if not last or waits_for_hooks:
-                self._wait_healthy(step)
-            self._cleanup_hooks(step)
+            try:
+                if not last or waits_for_hooks:
+                    self._wait_healthy(step)
+            finally:  # a failed hook fails the sync, and HookFailed still removes it
+                self._cleanup_hooks(step)
 
     def _run_task(self, task: _Task) -> None:
         result = task.result
@@ -278,10 +281,21 @@ class SyncOperation:
     def _start_hook(self, task: _Task) -> None:
         obj = copy.deepcopy(task.obj)
         meta = obj["metadata"]
-        if meta.get("name") and "BeforeHookCreation" in hook_delete_policies(obj):
-            self._delete_and_wait(self.cluster.resource_of(obj), meta.get("namespace"), meta["name"])
+        resource = self.cluster.resource_of(obj)
+        replace_earlier = "BeforeHookCreation" in hook_delete_policies(obj)
         if meta.get("name"):
+            if replace_earlier:
+                self._delete_and_wait(resource, meta.get("namespace"), meta["name"])
             obj = with_tracking(self.app, obj)
+        else:  # generateName: each run is a new object, labelled so the next run finds it
+            label = hook_label_value(self.app, obj)
+            meta["labels"] = {**(meta.get("labels") or {}), HOOK_LABEL: label}
+            if replace_earlier:
+                namespace = meta.get("namespace")
+                earlier, _ = self.cluster.list(resource, namespace,
+                                               label_selector=f"{HOOK_LABEL}={label}")
+                for old in earlier:
+                    self._delete_and_wait(resource, namespace, old["metadata"]["name"])
         task.obj = obj
         created = self._write(task, dry_run=False)
         task.live_name = created["metadata"]["name"]

@@ -156,9 +156,10 @@ def test_unknown_or_malformed_source_keys_are_refused(admin_client, world, sourc
 
 
 def test_an_unknown_tool_is_refused_with_the_valid_ones(admin_client, world):
-    response = create(admin_client, tool="jsonnet")
+    response = create(admin_client, tool="ksonnet")
     assert response.status_code == 400
-    assert "'jsonnet' is not a tool; valid: directory, kustomize, helm" in response.json()["detail"]
+    assert "'ksonnet' is not a tool; valid: directory, kustomize, helm, jsonnet" in \
+        response.json()["detail"]
 
 
 def test_an_update_is_checked_too_and_leaves_the_app_unchanged(admin_client, world):

@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
 # Builds the Go binaries the local stack runs (etcd, kube-apiserver, kube-controller-manager,
-# kube-scheduler, kwok, helm, kustomize) from the modules pinned in this folder, into a cache
-# outside the repository keyed by those pins and the Go version. A second run with the same pins
-# does nothing. Prints the bin directory on its last line.
+# kube-scheduler, kwok) and the renderers the engine runs (helm, kustomize, jsonnet) from the
+# modules pinned in this folder, into a cache outside the repository keyed by those pins and the
+# Go version. A second run with the same pins does nothing; when one pin changes, the binaries
+# whose own pins did not change are taken from the previous cache instead of being rebuilt.
+# Prints the bin directory on its last line.
 #
 #   GITOPS_UI_CLUSTER_BIN=/dir   use prebuilt binaries from /dir instead (nothing is built)
 #   GITOPS_UI_CACHE=/dir         cache root (default ~/.cache/gitops-ui)
 set -euo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
-tools=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok helm kustomize)
+tools=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok helm kustomize jsonnet)
 
 if [[ -n "${GITOPS_UI_CLUSTER_BIN:-}" ]]; then
   for t in "${tools[@]}"; do
@@ -21,7 +23,8 @@ fi
 
 kube_version=v1.36.3   # keep equal to k8s.io/kubernetes in kube/go.mod
 key="$( (go version; cat "$here"/build.sh "$here"/*/go.mod "$here"/*/go.sum) | sha256sum | cut -c1-12)"
-out="${GITOPS_UI_CACHE:-$HOME/.cache/gitops-ui}/cluster-$kube_version-$key"
+cache="${GITOPS_UI_CACHE:-$HOME/.cache/gitops-ui}"
+out="$cache/cluster-$kube_version-$key"
 bin="$out/bin"
 
 if [[ -f "$out/.complete" ]]; then
@@ -41,10 +44,25 @@ step() { echo "[cluster build] $*" >&2; }
 build() {  # module-dir output package [ldflags]
   local dir=$1 name=$2 pkg=$3 ldflags=${4:-"${strip[*]}"}
   if [[ -x "$bin/$name" ]]; then return; fi
+  # What this one binary depends on: written next to it, so a later cache whose key changed
+  # for another binary's sake links this one instead of spending minutes rebuilding it.
+  local pin
+  pin="$( (go version; echo "$pkg $ldflags $GOFLAGS $CGO_ENABLED"; cat "$here/$dir/go.mod" "$here/$dir/go.sum") | sha256sum | cut -c1-16)"
+  local earlier
+  for earlier in "$cache"/cluster-*/bin/"$name.pin"; do
+    if [[ -f "$earlier" && "$(cat "$earlier")" == "$pin" && -x "${earlier%.pin}" ]]; then
+      ln -f "${earlier%.pin}" "$bin/$name.tmp.$$" 2>/dev/null || cp "${earlier%.pin}" "$bin/$name.tmp.$$"
+      mv "$bin/$name.tmp.$$" "$bin/$name"
+      echo "$pin" > "$bin/$name.pin"
+      step "reused $name from ${earlier%/bin/*}"
+      return
+    fi
+  done
   step "building $name ($pkg)"
   local t0=$SECONDS
-  (cd "$here/$dir" && go build -ldflags "$ldflags" -o "$bin/$name.tmp" "$pkg") >&2
-  mv "$bin/$name.tmp" "$bin/$name"
+  (cd "$here/$dir" && go build -ldflags "$ldflags" -o "$bin/$name.tmp.$$" "$pkg") >&2
+  mv "$bin/$name.tmp.$$" "$bin/$name"
+  echo "$pin" > "$bin/$name.pin"
   step "built $name in $((SECONDS - t0)) s"
 }
 
@@ -55,12 +73,13 @@ build kube kube-scheduler k8s.io/kubernetes/cmd/kube-scheduler "$kube_ldflags"
 build kwok kwok sigs.k8s.io/kwok/cmd/kwok
 build helm helm helm.sh/helm/v4/cmd/helm
 build kustomize kustomize sigs.k8s.io/kustomize/kustomize/v5
+build jsonnet jsonnet github.com/google/go-jsonnet/cmd/jsonnet
 
 # KWOK needs stages to move nodes and pods along; use the module's own "fast" set, rendered
 # with the kustomize we just built, so pods go Running/Ready at once.
 kwok_dir="$(cd "$here/kwok" && go list -m -f '{{.Dir}}' sigs.k8s.io/kwok)"
-"$bin/kustomize" build "$kwok_dir/kustomize/stage/fast" > "$out/kwok-stages.yaml.tmp"
-mv "$out/kwok-stages.yaml.tmp" "$out/kwok-stages.yaml"
+"$bin/kustomize" build "$kwok_dir/kustomize/stage/fast" > "$out/kwok-stages.yaml.tmp.$$"
+mv "$out/kwok-stages.yaml.tmp.$$" "$out/kwok-stages.yaml"
 
 touch "$out/.complete"
 echo "$bin"

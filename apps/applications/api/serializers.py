@@ -66,9 +66,10 @@ class ApplicationSerializer(serializers.ModelSerializer):
                   "cluster", "namespace", "automated", "prune", "self_heal", "allow_empty",
                   "sync_options", "ignore_differences", "retry_limit", "pinned_revision",
                   "sync_status", "health_status", "health_message", "target_sha", "synced_sha",
-                  "conditions", "reconciled_at", "created_at"]
+                  "conditions", "reconciled_at", "created_at", "deletion"]
         read_only_fields = ["pinned_revision", "sync_status", "health_status", "health_message",
-                            "target_sha", "synced_sha", "conditions", "reconciled_at", "created_at"]
+                            "target_sha", "synced_sha", "conditions", "reconciled_at", "created_at",
+                            "deletion"]
 
     # What the engine accepts (apps/applications/spec.py), checked and normalised per field.
     def validate_path(self, value):

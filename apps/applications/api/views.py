@@ -67,8 +67,19 @@ class ApplicationViewSet(viewsets.ModelViewSet):
         serializer.instance = services.update_application(serializer.instance,
                                                           **serializer.validated_data)
 
-    def perform_destroy(self, instance):
-        services.delete_application(instance)
+    def destroy(self, request, name=None):
+        """?cascade=foreground (default) | background | false, or Argo CD's cascade=true|false
+        with propagationPolicy=foreground|background. Cascading: 202 with the delete operation;
+        the app goes once its resources are gone. Otherwise (or nothing deployed) 204."""
+        app = self.get_object()
+        params = request.query_params
+        cascade = services.deletion_policy(params.get("cascade"), params.get("propagationPolicy"))
+        op = services.delete_application(app, request.user, cascade=cascade)
+        if op is None:
+            return Response(status=status.HTTP_204_NO_CONTENT)
+        return Response({"application": app.name, "cascade": cascade,
+                         "operation": OperationSerializer(op).data},
+                        status=status.HTTP_202_ACCEPTED)
 
     @action(detail=True, methods=["post"])
     def sync(self, request, name=None):

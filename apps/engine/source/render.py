@@ -1,4 +1,5 @@
-"""Manifests from a checked-out source: a plain directory, a Kustomize overlay or a Helm chart.
+"""Manifests from a checked-out source: a plain directory, a Kustomize overlay, a Helm chart or a
+Jsonnet directory.
 
 `render(root, spec, tools)` returns the Kubernetes objects (dicts) in the order the files or the
 tool produced them. Every failure is a RenderError whose path is relative to the repository
@@ -18,9 +19,12 @@ from pathlib import Path
 import yaml
 
 from ..errors import RenderError
+from ..resources import hook_types
+from .jsonnet_imports import ImportGuard
 
 KUSTOMIZATION_FILES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
+JSONNET_SUFFIXES = (".jsonnet", ".libsonnet")  # only .jsonnet files are evaluated
 
 
 @dataclass
@@ -45,21 +49,39 @@ class KustomizeSpec:
         return bool(self.name_prefix or self.name_suffix or self.namespace or self.images)
 
 
+@dataclass(frozen=True)
+class JsonnetVar:
+    """A top-level argument or external variable: a string, or Jsonnet code when `code`."""
+    name: str
+    value: str
+    code: bool = False
+
+
+@dataclass
+class JsonnetSpec:
+    """Argo CD's directory.jsonnet."""
+    tlas: list[JsonnetVar] = field(default_factory=list)
+    ext_vars: list[JsonnetVar] = field(default_factory=list)
+    libs: list[str] = field(default_factory=list)  # library folders, relative to the repo root
+
+
 @dataclass
 class SourceSpec:
     path: str = "."
-    tool: str | None = None  # None: detected; else "directory", "kustomize" or "helm"
+    tool: str | None = None  # None: detected; else "directory", "kustomize", "helm" or "jsonnet"
     include: str | None = None  # glob on the path relative to `path`; "{a,b}" for several
     exclude: str | None = None
     recurse: bool = True
     helm: HelmSpec = field(default_factory=HelmSpec)
     kustomize: KustomizeSpec = field(default_factory=KustomizeSpec)
+    jsonnet: JsonnetSpec = field(default_factory=JsonnetSpec)
 
 
 @dataclass
 class RenderTools:
     kustomize: str | Path = "kustomize"
     helm: str | Path = "helm"
+    jsonnet: str | Path = "jsonnet"
     timeout: float = 60
 
 
@@ -78,6 +100,8 @@ def render(root: Path, spec: SourceSpec, tools: RenderTools,
     tool = spec.tool or detect_tool(src)
     if tool == "directory":
         return _directory(root, src, spec)
+    if tool == "jsonnet":
+        return _directory(root, src, spec, jsonnet=_JsonnetRun(root, src, spec.jsonnet, tools))
     if tool == "kustomize":
         return _kustomize(root, src, spec.kustomize, tools)
     if tool == "helm":
@@ -90,12 +114,17 @@ def detect_tool(src: Path) -> str:
         return "kustomize"
     if (src / "Chart.yaml").is_file():
         return "helm"
+    for _, _, filenames in os.walk(src):
+        if any(name.endswith(JSONNET_SUFFIXES) for name in filenames):
+            return "jsonnet"  # YAML and JSON next to it are rendered too, as Argo CD does
     return "directory"
 
 
 # --- directory --------------------------------------------------------------------------------
-def _directory(root: Path, src: Path, spec: SourceSpec) -> list[dict]:
+def _directory(root: Path, src: Path, spec: SourceSpec,
+               jsonnet: "_JsonnetRun | None" = None) -> list[dict]:
     include, exclude = _patterns(spec.include), _patterns(spec.exclude)
+    suffixes = MANIFEST_SUFFIXES + ((".jsonnet",) if jsonnet else ())
     files = []
     for dirpath, dirnames, filenames in os.walk(src):
         if not spec.recurse:
@@ -103,7 +132,7 @@ def _directory(root: Path, src: Path, spec: SourceSpec) -> list[dict]:
         for name in filenames:
             path = Path(dirpath) / name
             rel = path.relative_to(src).as_posix()
-            if not name.endswith(MANIFEST_SUFFIXES):
+            if not name.endswith(suffixes):
                 continue
             if include and not _matches(rel, include) or exclude and _matches(rel, exclude):
                 continue
@@ -111,6 +140,9 @@ def _directory(root: Path, src: Path, spec: SourceSpec) -> list[dict]:
     objects = []
     # Lexical order of the path parts ("a/z.yaml" before "b.yaml"): stable whatever the disk.
     for path in sorted(files, key=lambda p: p.relative_to(src).parts):
+        if jsonnet and path.suffix == ".jsonnet":
+            objects += jsonnet.evaluate(path)
+            continue
         try:
             data = path.read_bytes()
         except OSError as exc:  # a dangling symlink, say
@@ -154,6 +186,10 @@ def parse_manifests(data: bytes, where: str, json_file: bool = False) -> list[di
             raise RenderError(f"invalid JSON: {exc.msg}", where, exc.lineno) from None
     else:
         docs = _yaml_documents(text, where)
+    return _objects(docs, where)
+
+
+def _objects(docs: list[tuple[object, int | None]], where: str) -> list[dict]:
     objects = []
     for index, (doc, line) in enumerate(docs, 1):
         if doc is None:
@@ -190,12 +226,20 @@ def _yaml_documents(text: str, where: str) -> list[tuple[object, int]]:
 def _checked(obj, what: str, where: str, line: int) -> dict:
     if not isinstance(obj, dict):
         raise RenderError(f"{what}: not a Kubernetes object (a {type(obj).__name__})", where, line)
-    metadata = obj.get("metadata")
-    for key, ok in (("apiVersion", obj.get("apiVersion")), ("kind", obj.get("kind")),
-                    ("metadata.name", isinstance(metadata, dict) and metadata.get("name"))):
-        if not ok or not isinstance(ok, str):
+    for key in ("apiVersion", "kind"):
+        if not obj.get(key) or not isinstance(obj[key], str):
             raise RenderError(f"{what}: object has no {key}", where, line)
-    return obj
+    metadata = obj.get("metadata") if isinstance(obj.get("metadata"), dict) else {}
+    name, generate_name = metadata.get("name"), metadata.get("generateName")
+    if name and isinstance(name, str):
+        return obj
+    # A hook may leave its name to the API server, run after run (Argo CD's examples do).
+    if generate_name and isinstance(generate_name, str) and not name:
+        if hook_types(obj):
+            return obj
+        raise RenderError(f"{what}: metadata.generateName without metadata.name is only "
+                          "supported on hooks (argocd.argoproj.io/hook)", where, line)
+    raise RenderError(f"{what}: object has no metadata.name", where, line)
 
 
 # --- tools ------------------------------------------------------------------------------------
@@ -271,6 +315,46 @@ def _helm(root: Path, src: Path, spec: HelmSpec, tools: RenderTools,
         env = {f"HELM_{k}_HOME": os.path.join(tmp, k.lower()) for k in ("CACHE", "CONFIG", "DATA")}
         out = _tool(argv, root, src, tools.timeout, "helm template", env={**env, "HOME": tmp})
     return parse_manifests(out, f"{_rel(root, src)} (helm template output)")
+
+
+class _JsonnetRun:
+    """Evaluates the .jsonnet files of one render with go-jsonnet, as Argo CD's directory source
+    does: library paths are the source folder and `libs`, each file gets the same top-level
+    arguments and external variables, and its output is an object or a list of objects."""
+
+    def __init__(self, root: Path, src: Path, spec: JsonnetSpec, tools: RenderTools):
+        self.root, self.src, self.tools = root, src, tools
+        library_paths = [src] + [_inside(root, lib, "jsonnet library path") for lib in spec.libs]
+        for lib, path in zip(spec.libs, library_paths[1:]):
+            if not path.is_dir():
+                raise RenderError("jsonnet library path does not exist or is not a folder", lib)
+        self.options = []
+        for path in library_paths:
+            self.options += ["--jpath", str(path)]
+        self.guard = ImportGuard(root, library_paths)
+        rel = lambda path: _rel(root, path)  # noqa: E731
+        for flag, variables in (("ext", spec.ext_vars), ("tla", spec.tlas)):
+            for var in variables:
+                if var.code:
+                    self.guard.check_code(var.value, src, f"{flag} code {var.name!r}", rel)
+                # Always name=value: a bare name would make jsonnet read the variable from our
+                # own environment.
+                kind = "code" if var.code else "str"
+                self.options += [f"--{flag}-{kind}", f"{var.name}={var.value}"]
+
+    def evaluate(self, path: Path) -> list[dict]:
+        where = _rel(self.root, path)
+        self.guard.check_file(path, lambda p: _rel(self.root, p))
+        argv = [str(self.tools.jsonnet), *self.options, "--", str(path)]
+        # JSONNET_PATH would add library paths of the server's environment.
+        out = _tool(argv, self.root, self.src, self.tools.timeout, "jsonnet",
+                    env={"JSONNET_PATH": ""})
+        try:
+            data = json.loads(out)
+        except json.JSONDecodeError as exc:
+            raise RenderError(f"jsonnet output is not JSON: {exc.msg}", where) from None
+        return _objects([(doc, None) for doc in (data if isinstance(data, list) else [data])],
+                        f"{where} (jsonnet output)")
 
 
 def _tool(argv: list[str], root: Path, src: Path, timeout: float, what: str,
