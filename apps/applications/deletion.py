@@ -40,7 +40,7 @@ from apps.engine.sync import ResourceResult
 
 from . import reconcile
 from .models import Application, Operation
-from .operations import _Heartbeat, publish_operation
+from .operations import claimed, publish_operation
 
 log = logging.getLogger(__name__)
 POLL_INTERVAL = 0.25
@@ -60,27 +60,17 @@ def run(operation_id: int) -> Operation | None:
     run, running elsewhere, terminated before it started). On success the application and its
     operations are gone from the database; the returned operation lists what became of each
     resource."""
-    claimed = Operation.objects.filter(
-        pk=operation_id, kind=Operation.Kind.DELETE, phase=Phase.PENDING).update(
-        phase=Phase.RUNNING, started_at=timezone.now(), heartbeat_at=timezone.now())
-    if not claimed:
-        return None
-    op = Operation.objects.select_related("application__cluster", "application__repository",
-                                          "initiated_by").get(pk=operation_id)
-    publish_operation(op)
-    terminate = threading.Event()
-    beat = _Heartbeat(op.pk, terminate)
-    beat.start()
-    try:
-        _delete_resources(op, terminate)
-        phase, message = Phase.SUCCEEDED, _summary(op)
-    except _Stopped as stop:
-        phase, message = stop.phase, str(stop)
-    except Exception as exc:  # a bug: shown on the app, never a deletion stuck at Running
-        log.exception("deletion of %s failed unexpectedly", op.application.name)
-        phase, message = Phase.ERROR, reconcile.describe_unexpected(exc)
-    finally:
-        beat.stop()
+    with claimed(operation_id, Operation.Kind.DELETE) as (op, terminate):
+        if op is None:
+            return None
+        try:
+            _delete_resources(op, terminate)
+            phase, message = Phase.SUCCEEDED, _summary(op)
+        except _Stopped as stop:
+            phase, message = stop.phase, str(stop)
+        except Exception as exc:  # a bug: shown on the app, never a deletion stuck at Running
+            log.exception("deletion of %s failed unexpectedly", op.application.name)
+            phase, message = Phase.ERROR, reconcile.describe_unexpected(exc)
     op.phase, op.message, op.finished_at = phase, message, timezone.now()
     if phase == Phase.SUCCEEDED:
         _forget_application(op)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from contextlib import contextmanager
 
 from django.conf import settings
 from django.db import connection
@@ -29,11 +30,18 @@ log = logging.getLogger(__name__)
 HISTORY_LIMIT = 50
 
 
-def run(operation_id: int) -> Operation | None:
-    claimed = Operation.objects.filter(pk=operation_id, phase=Operation.Phase.PENDING).update(
-        phase=Operation.Phase.RUNNING, started_at=timezone.now(), heartbeat_at=timezone.now())
-    if not claimed:
-        return None  # already run, running elsewhere, or terminated before it started
+@contextmanager
+def claimed(operation_id: int, kind: str | None = None):
+    """Claim a Pending operation (Pending → Running, one conditional UPDATE) and keep its
+    heartbeat beating while the block runs. Yields (operation, terminate event), or
+    (None, None) when it was not Pending: already run, running elsewhere, or terminated before
+    it started."""
+    pending = Operation.objects.filter(pk=operation_id, phase=Operation.Phase.PENDING,
+                                       **({"kind": kind} if kind else {}))
+    if not pending.update(phase=Operation.Phase.RUNNING, started_at=timezone.now(),
+                          heartbeat_at=timezone.now()):
+        yield None, None
+        return
     op = Operation.objects.select_related("application__repository", "application__cluster",
                                           "initiated_by").get(pk=operation_id)
     publish_operation(op)
@@ -41,14 +49,22 @@ def run(operation_id: int) -> Operation | None:
     beat = _Heartbeat(op.pk, terminate)
     beat.start()
     try:
-        phase, message, sha = _sync(op, terminate)
-        expected = True
-    except Exception as exc:  # record any bug on the operation rather than leave it Running
-        log.exception("operation %s of %s failed unexpectedly", op.pk, op.application.name)
-        phase, message, sha = Operation.Phase.ERROR, reconcile.describe_unexpected(exc), op.sha
-        expected = False
+        yield op, terminate
     finally:
         beat.stop()
+
+
+def run(operation_id: int) -> Operation | None:
+    with claimed(operation_id) as (op, terminate):
+        if op is None:
+            return None
+        try:
+            phase, message, sha = _sync(op, terminate)
+            expected = True
+        except Exception as exc:  # record any bug on the operation rather than leave it Running
+            log.exception("operation %s of %s failed unexpectedly", op.pk, op.application.name)
+            phase, message, sha = Operation.Phase.ERROR, reconcile.describe_unexpected(exc), op.sha
+            expected = False
     if expected and phase in (Operation.Phase.FAILED, Operation.Phase.ERROR):
         # One line with the cause; the message is the engine's, which never carries a secret.
         log.warning("%s of %s failed (operation %s, %s): %s", op.kind, op.application.name,

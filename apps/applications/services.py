@@ -2,12 +2,9 @@
 from __future__ import annotations
 
 import fnmatch
-import hashlib
-import hmac
 import logging
 import zlib
 from contextlib import suppress
-from dataclasses import dataclass, field
 from datetime import timedelta
 
 import django_rq
@@ -40,10 +37,6 @@ class NotPermitted(ApplicationError):
 
 class OperationFinished(ApplicationError):
     """The operation has already ended; there is nothing to terminate."""
-
-
-class WebhookSecretMissing(NotPermitted):
-    """No webhook secret applies to the pushed repository, and open mode is off."""
 
 
 # --- projects ----------------------------------------------------------------------------------
@@ -437,42 +430,6 @@ def _jitter(name: str) -> float:
     return zlib.crc32(name.encode()) % 1000 / 10000  # 0 to 0.1, the same for an app every time
 
 
-DELIVERY_TTL = 24 * 3600  # GitLab retries a failed delivery within hours, not days
-
-
-@dataclass
-class PushOutcome:
-    applications: list[Application] = field(default_factory=list)  # refreshed at once
-    duplicate: bool = False  # this delivery was handled before: nothing done
-
-
-def handle_push(url: str, token: str | None, *, ref: str = "", default_branch: str = "",
-                delivery: str = "") -> PushOutcome:
-    """A push to `url` (from a webhook): refresh, at once, the apps it can move.
-
-    The token must match the repository's webhook secret, or the global one; with neither,
-    the push is refused (WebhookSecretMissing) unless GITOPS_UI_WEBHOOK_OPEN is on. A
-    `delivery` id seen in the last day is not handled again. With a `ref` (refs/heads/x,
-    refs/tags/y), only the apps that track it are refreshed (tracks_ref); without, all the
-    repository's apps. QueueUnavailable when the refresh cannot be queued (the sender retries).
-    """
-    repos = repositories.find_by_url(url)
-    _check_webhook_token(repos, token)
-    if not _first_delivery(delivery):
-        return PushOutcome(duplicate=True)
-    job_args = (ref, default_branch) if ref else ()
-    try:
-        for repo in repos:
-            # Ahead of background refreshes (watch events, the schedule): someone is waiting.
-            _queue_once(_repository_refresh_flag(repo.pk, ref), jobs.refresh_repository, repo.pk,
-                        *job_args, at_front=True)
-    except QueueUnavailable:
-        _forget_delivery(delivery)  # the sender's retry must not look like a duplicate
-        raise
-    apps = Application.objects.filter(repository__in=repos)
-    return PushOutcome([app for app in apps if tracks_ref(app, ref, default_branch)])
-
-
 def tracks_ref(app: Application, ref: str, default_branch: str = "") -> bool:
     """Whether a push to `ref` can move what `app` deploys. An app pinned to a commit, or whose
     revision is a commit sha, never moves; HEAD follows the default branch (any branch, when
@@ -504,42 +461,6 @@ def schedule_repository_refresh(repo_id: int, ref: str = "", default_branch: str
     QueueUnavailable when Redis cannot be reached."""
     _queue_once(_repository_refresh_flag(repo_id, ref), jobs.refresh_repository, repo_id,
                 *((ref, default_branch) if ref else ()), at_front=at_front)
-
-
-def _check_webhook_token(repos: list, token: str | None) -> None:
-    global_secret = getattr(settings, "GITOPS_UI_WEBHOOK_SECRET", "")
-    for expected in [repo.webhook_secret or global_secret for repo in repos] or [global_secret]:
-        if expected and not _same_secret(token, expected):
-            raise NotPermitted("the webhook token does not match")
-        if not expected and not getattr(settings, "GITOPS_UI_WEBHOOK_OPEN", False):
-            raise WebhookSecretMissing(
-                "webhooks are refused until a secret is configured: set the repository's "
-                "webhook secret or GITOPS_UI_WEBHOOK_SECRET, and send it as X-Gitlab-Token "
-                "(or set GITOPS_UI_WEBHOOK_OPEN=true to accept webhooks without a token)")
-
-
-def _delivery_key(delivery: str) -> str:
-    # Hashed: the id is the sender's text, of any length.
-    return f"gitops-ui:webhook-delivery:{hashlib.sha256(delivery.encode()).hexdigest()}"
-
-
-def _first_delivery(delivery: str) -> bool:
-    """True unless this delivery id was seen in the last DELIVERY_TTL (no id: always True)."""
-    if not delivery:
-        return True
-    with queue_errors("the push"):
-        return bool(django_rq.get_connection(SYNC_QUEUE).set(
-            _delivery_key(delivery), 1, nx=True, ex=DELIVERY_TTL))
-
-
-def _forget_delivery(delivery: str) -> None:
-    if delivery:
-        with suppress(*REDIS_DOWN):
-            django_rq.get_connection(SYNC_QUEUE).delete(_delivery_key(delivery))
-
-
-def _same_secret(given: str | None, expected: str) -> bool:
-    return hmac.compare_digest((given or "").encode(), expected.encode())  # constant time
 
 
 def reap_stale_operations() -> int:

@@ -9,7 +9,7 @@ from rest_framework.views import APIView
 
 from apps.core.access import require
 
-from .. import services
+from .. import services, webhooks
 from ..models import Application, Operation, Project
 from ..rules import visible
 from . import webhook
@@ -158,7 +158,7 @@ class GitWebhookView(APIView):
         if push.ignored:
             return Response({"applications": [], "detail": push.ignored},
                             status=status.HTTP_202_ACCEPTED)
-        outcome = services.handle_push(push.url, push.token, ref=push.ref,
+        outcome = webhooks.handle_push(push.url, push.token, ref=push.ref,
                                        default_branch=push.default_branch, delivery=push.delivery)
         if outcome.duplicate:
             return Response({"applications": [], "duplicate": True}, status=status.HTTP_200_OK)
@@ -175,9 +175,9 @@ class WebhookSettingsView(APIView):
     def get(self, request):
         response = Response({
             "url": request.build_absolute_uri(reverse("webhook-git")),
-            "secret": getattr(settings, "GITOPS_UI_WEBHOOK_SECRET", ""),
+            "secret": settings.GITOPS_UI_WEBHOOK_SECRET,
             "secret_header": "X-Gitlab-Token",
-            "open": bool(getattr(settings, "GITOPS_UI_WEBHOOK_OPEN", False))})
+            "open": settings.GITOPS_UI_WEBHOOK_OPEN})
         response["Cache-Control"] = "no-store"  # a secret: no copy in a browser or proxy cache
         return response
 

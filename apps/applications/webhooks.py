@@ -1,0 +1,91 @@
+"""Git webhooks: who may send one (the token), each delivery handled once, and which
+applications a push refreshes (services.tracks_ref)."""
+from __future__ import annotations
+
+import hashlib
+import hmac
+from contextlib import suppress
+from dataclasses import dataclass, field
+
+import django_rq
+from django.conf import settings
+
+from apps.core.queues import REDIS_DOWN, QueueUnavailable, queue_errors
+from apps.repositories import services as repositories
+
+from .models import Application
+from .services import SYNC_QUEUE, NotPermitted, schedule_repository_refresh, tracks_ref
+
+
+class WebhookSecretMissing(NotPermitted):
+    """No webhook secret applies to the pushed repository, and open mode is off."""
+
+
+DELIVERY_TTL = 24 * 3600  # GitLab retries a failed delivery within hours, not days
+
+
+@dataclass
+class PushOutcome:
+    applications: list[Application] = field(default_factory=list)  # refreshed at once
+    duplicate: bool = False  # this delivery was handled before: nothing done
+
+
+def handle_push(url: str, token: str | None, *, ref: str = "", default_branch: str = "",
+                delivery: str = "") -> PushOutcome:
+    """A push to `url` (from a webhook): refresh, at once, the apps it can move.
+
+    The token must match the repository's webhook secret, or the global one; with neither,
+    the push is refused (WebhookSecretMissing) unless GITOPS_UI_WEBHOOK_OPEN is on. A
+    `delivery` id seen in the last day is not handled again. With a `ref` (refs/heads/x,
+    refs/tags/y), only the apps that track it are refreshed (tracks_ref); without, all the
+    repository's apps. QueueUnavailable when the refresh cannot be queued (the sender retries).
+    """
+    repos = repositories.find_by_url(url)
+    _check_webhook_token(repos, token)
+    if not _first_delivery(delivery):
+        return PushOutcome(duplicate=True)
+    try:
+        for repo in repos:
+            # Ahead of background refreshes (watch events, the schedule): someone is waiting.
+            schedule_repository_refresh(repo.pk, ref, default_branch, at_front=True)
+    except QueueUnavailable:
+        _forget_delivery(delivery)  # the sender's retry must not look like a duplicate
+        raise
+    apps = Application.objects.filter(repository__in=repos)
+    return PushOutcome([app for app in apps if tracks_ref(app, ref, default_branch)])
+
+
+def _check_webhook_token(repos: list, token: str | None) -> None:
+    global_secret = settings.GITOPS_UI_WEBHOOK_SECRET
+    for expected in [repo.webhook_secret or global_secret for repo in repos] or [global_secret]:
+        if expected and not _same_secret(token, expected):
+            raise NotPermitted("the webhook token does not match")
+        if not expected and not settings.GITOPS_UI_WEBHOOK_OPEN:
+            raise WebhookSecretMissing(
+                "webhooks are refused until a secret is configured: set the repository's "
+                "webhook secret or GITOPS_UI_WEBHOOK_SECRET, and send it as X-Gitlab-Token "
+                "(or set GITOPS_UI_WEBHOOK_OPEN=true to accept webhooks without a token)")
+
+
+def _delivery_key(delivery: str) -> str:
+    # Hashed: the id is the sender's text, of any length.
+    return f"gitops-ui:webhook-delivery:{hashlib.sha256(delivery.encode()).hexdigest()}"
+
+
+def _first_delivery(delivery: str) -> bool:
+    """True unless this delivery id was seen in the last DELIVERY_TTL (no id: always True)."""
+    if not delivery:
+        return True
+    with queue_errors("the push"):
+        return bool(django_rq.get_connection(SYNC_QUEUE).set(
+            _delivery_key(delivery), 1, nx=True, ex=DELIVERY_TTL))
+
+
+def _forget_delivery(delivery: str) -> None:
+    if delivery:
+        with suppress(*REDIS_DOWN):
+            django_rq.get_connection(SYNC_QUEUE).delete(_delivery_key(delivery))
+
+
+def _same_secret(given: str | None, expected: str) -> bool:
+    return hmac.compare_digest((given or "").encode(), expected.encode())  # constant time
