@@ -11,6 +11,9 @@ Measurements (--only picks some; default all):
               second big-app sync (files in bench-results/)
   polling     commit → applied with no webhook (p50, max over 10 commits), and the CPU per hour
               of polling 50 unchanged repositories (benchmarks/polling.py)
+  flood       --flood-deliveries GitLab deliveries (distinct UUIDs) in --flood-seconds for one
+              commit: ls-remote calls and app refreshes they cost, and webhook → applied of
+              new commits during the flood vs at rest (benchmarks/flood.py)
 """
 from __future__ import annotations
 
@@ -19,10 +22,10 @@ import signal
 import sys
 import traceback
 
-from . import machine, polling, report, scenarios, workload
+from . import flood, machine, polling, report, scenarios, workload
 from .system import System, log
 
-ALL = ("latency", "first-sync", "refresh", "big-app", "memory", "profile", "polling")
+ALL = ("latency", "first-sync", "refresh", "big-app", "memory", "profile", "polling", "flood")
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -38,6 +41,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--big", type=int, default=1000, help="ConfigMaps of the big app (1000)")
     parser.add_argument("--min-objects", type=int, default=5000,
                         help="objects the memory probe's watch cache must hold (5000)")
+    parser.add_argument("--flood-deliveries", type=int, default=1000,
+                        help="webhook deliveries of the flood (1000)")
+    parser.add_argument("--flood-seconds", type=float, default=60,
+                        help="seconds the flood's deliveries are spread over (60)")
     parser.add_argument("--sync-timeout", type=float, default=1200,
                         help="seconds to wait for the first sync of N apps (1200)")
     args = parser.parse_args(argv)
@@ -72,8 +79,9 @@ def main(argv: list[str]) -> int:
     system = System()
     sel = args.selected
     results = data["results"]
-    needs_launcher = bool(sel & {"latency", "first-sync", "refresh", "memory", "polling"})
-    needs_apps = bool(sel & {"latency", "first-sync", "refresh", "memory"}) and args.apps > 0
+    needs_launcher = bool(sel & {"latency", "first-sync", "refresh", "memory", "polling", "flood"})
+    needs_apps = (bool(sel & {"latency", "first-sync", "refresh", "memory", "flood"})
+                  and args.apps > 0)
     try:
         system.start_stack()
         system.setup_django()
@@ -84,8 +92,9 @@ def main(argv: list[str]) -> int:
             system.start_launcher()
             log(f"launcher up on {system.base_url}")
 
-        if "latency" in sel:
+        if sel & {"latency", "flood"}:
             results["latency_setup"] = scenarios.setup_latency_app(ctx)
+        if "latency" in sel:
             results["latency_alone"] = scenarios.latency(ctx, "alone", args.pushes)
         if needs_apps:
             fs = scenarios.first_sync(ctx, args.apps, args.sync_timeout)
@@ -95,6 +104,9 @@ def main(argv: list[str]) -> int:
                 f"{fs['cpu_s_until_synced']['launcher']:.1f} CPU-s")
         if "latency" in sel and args.apps > 0:
             results["latency_with_apps"] = scenarios.latency(ctx, f"n{args.apps}", args.pushes)
+        if "flood" in sel:
+            results["flood"] = flood.run(ctx, args.flood_deliveries, args.flood_seconds,
+                                         min(args.pushes, 10))
         if "refresh" in sel and ctx.bg_names:
             names = ctx.bg_names + ([scenarios.LATENCY_APP] if "latency" in sel else [])
             results["refresh"] = scenarios.no_change_refresh(ctx, names, "profile" in sel)

@@ -101,6 +101,20 @@ def rows(data: dict) -> list[tuple[str, str, str]]:
                     f"{_s(pc['cpu_s_per_hour'], 'CPU-s', 0)} ours (git ls-remote included), "
                     f"{_s(pc['git_server_cpu_s_per_hour'], 'CPU-s', 0)} the git server's",
                     "(stated in the README)"))
+    fl = r.get("flood")
+    if fl:
+        h = fl["handled_commit_phase"]
+        rest, during = fl["applied_at_rest_s"], fl["applied_during_flood_s"]
+        out.append((f"flood: {fl['deliveries']} deliveries of one commit in {fl['seconds']:g} s, "
+                    f"{fl['apps_in_repo']} apps",
+                    f"first {h['seconds']:g} s: {h['ls_remote']} ls-remote (polling's "
+                    f"~{h['polling_ls_remote_expected']} included), {h['app_refreshes']} app "
+                    f"refreshes; full refreshes beyond the pushes: "
+                    f"{fl['full_refreshes_beyond_pushes']}", "≤ 1 ls-remote per delivery, 0 refresh"))
+        out.append(("  … webhook → applied during the flood vs at rest",
+                    f"p50 {_s(during['p50'], digits=3)} vs {_s(rest['p50'], digits=3)} (max "
+                    f"{_s(during['max'], digits=3)} vs {_s(rest['max'], digits=3)}, timeouts "
+                    f"{fl['timeouts']})", "no slower during the flood"))
     mem = r.get("memory", {})
     if mem.get("probe"):
         p = mem["probe"]

@@ -18,6 +18,8 @@
 | GITOPS_UI_SYNC_HEALTH_TIMEOUT | 300 | seconds a sync waits for one wave to become healthy |
 | GITOPS_UI_RETRY_BACKOFF | 5 | seconds before the first automated retry of a failed revision |
 | GITOPS_UI_TOOLS_BIN | (PATH) | folder holding the kustomize and helm binaries |
+| GITOPS_UI_HELM_REGISTRY_CONFIG | (none) | OCI registry credentials for Helm chart dependencies, Docker's config.json (`{"auths": {"host:port": {"username", "password"}}}`) |
+| GITOPS_UI_HELM_PLAIN_HTTP | (none) | comma-separated OCI registries (host:port) Helm reaches over plain HTTP |
 | GITOPS_UI_MAX_BODY_BYTES | 1048576 | largest request body accepted; /api/ answers 413 above it |
 | GITOPS_UI_TOKEN_DAYS | 30 | days an API token is valid |
 """

@@ -15,6 +15,10 @@ server fails or hangs is polled less often, its interval doubling up to BACKOFF_
 normal pace again from its first answer; the refs it had are kept, so a commit pushed during the
 outage is picked up when the server is back.
 
+The same Redis hash keeps, per ref, what the last refresh of that ref handled (Handled, written
+by services.refresh_repository): a moved ref that a webhook already refreshed then costs the
+queued job's ls-remote and no refresh, and a webhook carrying that commit nothing at all.
+
 It lives with the applications, not the repositories: what a moved ref means (which apps follow
 it, the refresh job) is theirs, and repositories know nothing of applications.
 """
@@ -187,6 +191,46 @@ def backoff_delay(failures: int) -> float:
     per failure, at most BACKOFF_CAP."""
     interval = settings.GITOPS_UI_POLL_INTERVAL
     return min(interval * 2 ** min(failures, 30), max(BACKOFF_CAP, interval))
+
+
+# --- what was refreshed (shared with services.refresh_repository) --------------------------------
+# Kept in the same hash as the poll state (one key per repository, same lifetime), but apart from
+# its "refs": those are what the last poll *saw*, and writing them from a refresh would hide from
+# polling a ref that moved in the same ls-remote but was not the one refreshed.
+@dataclass(frozen=True)
+class Handled:
+    """The last refresh of the apps following one ref: the sha ls-remote gave for the ref ("":
+    the ref did not exist), its peeled commit for an annotated tag, and the apps whose refresh
+    failed at it (still to be retried)."""
+    sha: str
+    peeled: str = ""
+    failed: tuple[int, ...] = ()
+
+    def covers(self, sha: str) -> bool:
+        """Whether `sha` (a ref's value, or a webhook's `after`) was refreshed with no failure."""
+        return not self.failed and bool(sha) and sha in (self.sha, self.peeled)
+
+
+def _handled_field(ref: str) -> str:
+    return f"handled:{ref}"
+
+
+def handled(repo_id: int, ref: str) -> Handled | None:
+    """What services.refresh_repository last recorded for `ref`; None when nothing was."""
+    raw = django_rq.get_connection(QUEUE).hget(_state_key(repo_id), _handled_field(ref))
+    if raw is None:
+        return None
+    data = json.loads(raw)
+    return Handled(data["sha"], data.get("peeled", ""), tuple(data.get("failed", ())))
+
+
+def record_handled(repo_id: int, ref: str, record: Handled) -> None:
+    key = _state_key(repo_id)
+    with django_rq.get_connection(QUEUE).pipeline(transaction=False) as pipe:
+        pipe.hset(key, _handled_field(ref), json.dumps(
+            {"sha": record.sha, "peeled": record.peeled, "failed": list(record.failed)}))
+        pipe.expire(key, STATE_TTL)  # also when polling is off (nothing else sets it then)
+        pipe.execute()
 
 
 def state(repo_id: int) -> dict:

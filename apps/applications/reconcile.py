@@ -152,9 +152,12 @@ def changed_first(apps: list[Application], known_refs: dict) -> list[Application
 
 
 def ignore_rules(app: Application) -> list[IgnoreRule]:
+    """The app's ignoreDifferences (validated by spec.py) as the engine takes them."""
     return [IgnoreRule(kind=r.get("kind", ""), group=r.get("group", ""), name=r.get("name", ""),
                        namespace=r.get("namespace", ""),
-                       json_pointers=tuple(r.get("jsonPointers", [])))
+                       json_pointers=tuple(r.get("jsonPointers") or ()),
+                       jq_path_expressions=tuple(r.get("jqPathExpressions") or ()),
+                       managed_fields_managers=tuple(r.get("managedFieldsManagers") or ()))
             for r in app.ignore_differences or []]
 
 
@@ -375,10 +378,18 @@ def refresh_many(apps: list[Application], run_operation=None) -> list[Operation]
             for app in group:
                 record_failure(app, exc)
             continue
-        for app in changed_first(group, refs):
-            op = refresh(app, known_refs=refs)  # one app's trouble never stops the others
-            if op and run_operation:
-                run_operation(op)
-            elif op:
-                operations.append(op)
+        operations += refresh_listed(group, refs, run_operation)
+    return operations
+
+
+def refresh_listed(apps: list[Application], refs: dict, run_operation=None) -> list[Operation]:
+    """Refresh applications of one repository against refs already listed, changed ones
+    first; automated syncs returned, or run at once by `run_operation(op)`."""
+    operations = []
+    for app in changed_first(apps, refs):
+        op = refresh(app, known_refs=refs)  # one app's trouble never stops the others
+        if op and run_operation:
+            run_operation(op)
+        elif op:
+            operations.append(op)
     return operations

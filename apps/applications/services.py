@@ -446,11 +446,53 @@ def tracks_ref(app: Application, ref: str, default_branch: str = "") -> bool:
 
 def refresh_repository(repo_id: int, ref: str = "", default_branch: str = "") -> int:
     """Refresh the apps of one repository a push to `ref` can move (all without a ref): one
-    ls-remote, the apps whose manifests changed first, their automated syncs run at once."""
-    django_rq.get_connection(SYNC_QUEUE).delete(_repository_refresh_flag(repo_id, ref))
+    ls-remote, the apps whose manifests changed first, their automated syncs run at once.
+    Returns how many apps were refreshed.
+
+    A push of a commit already handled costs that ls-remote only (webhook floods, redeliveries,
+    polling seeing what a webhook already refreshed). "Handled" (polling.Handled, per repository
+    and ref, in Redis): the last time this ran for `ref`, ls-remote gave the same sha, every app
+    that followed the ref was compared with the cluster at it (a failed refresh, recorded by
+    reconcile.record_failure as sync Unknown, does not count), and so its automated sync was
+    decided. Then nothing is refreshed but the apps whose refresh failed at that sha: those are
+    retried by every delivery. A sha another worker is refreshing right now counts as handled
+    (that worker records the outcome). What changed on an app's side (its spec edited, a new
+    app) goes through its own refresh (schedule_refresh), which never consults this; drift in
+    the cluster, through the periodic refresh. Without a ref (a generic webhook) every app is
+    refreshed, as before.
+    """
+    from . import polling
+
+    redis = django_rq.get_connection(SYNC_QUEUE)
+    redis.delete(_repository_refresh_flag(repo_id, ref))
     apps = [app for app in Application.objects.select_related("repository", "cluster", "project")
             .filter(repository_id=repo_id) if tracks_ref(app, ref, default_branch)]
-    reconcile.refresh_many(apps, run_operation=lambda op: run_operation(op.pk))
+    if not ref or not apps:
+        reconcile.refresh_many(apps, run_operation=lambda op: run_operation(op.pk))
+        return len(apps)
+    try:
+        refs = repositories.refs(apps[0].repository)
+    except Exception as exc:  # as refresh_many would: shown on each app, nothing recorded
+        for app in apps:
+            reconcile.record_failure(app, exc)
+        return len(apps)
+    now = polling.Handled(refs.get(ref, ""), refs.get(f"{ref}^{{}}", ""))
+    last = polling.handled(repo_id, ref)
+    if last is not None and last.sha == now.sha:
+        apps = [app for app in apps if app.pk in last.failed]  # only those still to retry
+        if not apps and last.failed:  # they no longer follow the ref (deleted, edited)
+            polling.record_handled(repo_id, ref, now)
+    claim = f"gitops-ui:repository-refreshing:{repo_id}:{ref}:{now.sha}"
+    if not apps or not redis.set(claim, 1, nx=True, ex=600):
+        return 0  # handled, or being handled by another worker
+    try:
+        # On the refs listed above: a push costs one ls-remote, not two.
+        reconcile.refresh_listed(apps, refs, run_operation=lambda op: run_operation(op.pk))
+        # Only a failed refresh leaves sync Unknown (reconcile.record_failure).
+        failed = tuple(sorted(app.pk for app in apps if app.sync_status == "Unknown"))
+        polling.record_handled(repo_id, ref, polling.Handled(now.sha, now.peeled, failed))
+    finally:
+        redis.delete(claim)
     return len(apps)
 
 

@@ -10,7 +10,7 @@ failing every refresh. `clean(fields)` also brings accepted spellings to the one
 | path | relative, inside the repository ("a/../b" is stored as "b") |
 | tool | "" (detect), directory, kustomize, helm, jsonnet |
 | sync_options | CreateNamespace, ApplyOutOfSyncOnly, PruneLast, Replace, each =true or =false |
-| ignore_differences | [{kind, group?, name?, namespace?, jsonPointers: ["/..."]}] |
+| ignore_differences | [{kind, group?, name?, namespace?, and at least one of jsonPointers: ["/..."], jqPathExpressions: [".spec..."] (must compile), managedFieldsManagers: ["manager"]}] |
 | source | include, exclude (globs), recurse; helm {release_name, values_files, values, parameters}; kustomize {name_prefix, name_suffix, namespace, images}; jsonnet {tlas, extVars, libs} |
 
 Helm `parameters` come as {"image.tag": "1.2"} or in Argo CD's list shape
@@ -26,11 +26,14 @@ import re
 
 import yaml
 
+from apps.engine.ignore import jq_error
+
 TOOLS = ("directory", "kustomize", "helm", "jsonnet")
 # The application-level options operations.py hands to the engine; =false is the default,
 # accepted so Argo CD manifests that spell it out work unchanged.
 SYNC_OPTIONS = ("CreateNamespace", "ApplyOutOfSyncOnly", "PruneLast", "Replace")
-IGNORE_KEYS = ("group", "kind", "name", "namespace", "jsonPointers")
+IGNORE_KEYS = ("group", "kind", "name", "namespace", "jsonPointers", "jqPathExpressions",
+               "managedFieldsManagers")
 SOURCE_KEYS = ("include", "exclude", "recurse", "helm", "kustomize", "jsonnet")
 HELM_KEYS = ("release_name", "values_files", "values", "parameters", "string_parameters")
 KUSTOMIZE_KEYS = ("name_prefix", "name_suffix", "namespace", "images")
@@ -109,13 +112,23 @@ def clean_ignore_differences(value) -> list[dict]:
         if not rule.get("kind"):
             raise InvalidSpec(f"{where}.kind", "is required (the kind of resource it applies to)")
         pointers = _list_of_strings(rule.get("jsonPointers"), f"{where}.jsonPointers")
-        if not pointers:
-            raise InvalidSpec(f"{where}.jsonPointers",
-                              "needs at least one pointer, e.g. /spec/replicas")
+        expressions = _list_of_strings(rule.get("jqPathExpressions"), f"{where}.jqPathExpressions")
+        managers = _list_of_strings(rule.get("managedFieldsManagers"),
+                                    f"{where}.managedFieldsManagers")
+        if not (pointers or expressions or managers):
+            raise InvalidSpec(where, "needs at least one of jsonPointers (e.g. /spec/replicas), "
+                                     "jqPathExpressions or managedFieldsManagers")
         wrong = [p for p in pointers if not p.startswith("/")]
         if wrong:
             raise InvalidSpec(f"{where}.jsonPointers",
                               f"a JSON pointer starts with /: {wrong[0]!r}")
+        for expression in expressions:
+            why = jq_error(expression)
+            if why:
+                raise InvalidSpec(f"{where}.jqPathExpressions",
+                                  f"invalid jq expression {expression!r}: {why}")
+        if any(not m.strip() for m in managers):
+            raise InvalidSpec(f"{where}.managedFieldsManagers", "a manager name cannot be empty")
         rules.append(dict(rule))
     return rules
 

@@ -1,5 +1,6 @@
-"""Git webhooks: who may send one (the token), each delivery handled once, and which
-applications a push refreshes (services.tracks_ref)."""
+"""Git webhooks: who may send one (the token), each delivery handled once, a commit already
+handled answered without queueing anything, and which applications a push refreshes
+(services.tracks_ref)."""
 from __future__ import annotations
 
 import hashlib
@@ -13,6 +14,7 @@ from django.conf import settings
 from apps.core.queues import REDIS_DOWN, QueueUnavailable, queue_errors
 from apps.repositories import services as repositories
 
+from . import polling
 from .models import Application
 from .services import SYNC_QUEUE, NotPermitted, schedule_repository_refresh, tracks_ref
 
@@ -28,10 +30,11 @@ DELIVERY_TTL = 24 * 3600  # GitLab retries a failed delivery within hours, not d
 class PushOutcome:
     applications: list[Application] = field(default_factory=list)  # refreshed at once
     duplicate: bool = False  # this delivery was handled before: nothing done
+    already_handled: bool = False  # the pushed commit was refreshed before: nothing done
 
 
 def handle_push(url: str, token: str | None, *, ref: str = "", default_branch: str = "",
-                delivery: str = "") -> PushOutcome:
+                delivery: str = "", after: str = "") -> PushOutcome:
     """A push to `url` (from a webhook): refresh, at once, the apps it can move.
 
     The token must match the repository's webhook secret, or the global one; with neither,
@@ -39,12 +42,20 @@ def handle_push(url: str, token: str | None, *, ref: str = "", default_branch: s
     `delivery` id seen in the last day is not handled again. With a `ref` (refs/heads/x,
     refs/tags/y), only the apps that track it are refreshed (tracks_ref); without, all the
     repository's apps. QueueUnavailable when the refresh cannot be queued (the sender retries).
+
+    `after` is the sha the sender says the ref now points at (GitLab's payload). When every
+    repository with that URL already handled it for that ref (services.refresh_repository: each
+    app following the ref refreshed at that sha without failure), nothing is queued: a flood of
+    deliveries of one commit costs no git call. Otherwise the refresh job is queued, and its
+    own ls-remote decides (a sender's word never skips a refresh it did not see done).
     """
     repos = repositories.find_by_url(url)
     _check_webhook_token(repos, token)
     if not _first_delivery(delivery):
         return PushOutcome(duplicate=True)
     try:
+        if ref and _handled_everywhere(repos, ref, after):
+            return PushOutcome(already_handled=True)
         for repo in repos:
             # Ahead of background refreshes (watch events, the schedule): someone is waiting.
             schedule_repository_refresh(repo.pk, ref, default_branch, at_front=True)
@@ -53,6 +64,14 @@ def handle_push(url: str, token: str | None, *, ref: str = "", default_branch: s
         raise
     apps = Application.objects.filter(repository__in=repos)
     return PushOutcome([app for app in apps if tracks_ref(app, ref, default_branch)])
+
+
+def _handled_everywhere(repos: list, ref: str, after: str) -> bool:
+    if not repos or len(after) != 40 or after == "0" * 40:  # no sha, or a deletion
+        return False
+    with queue_errors("the push"):
+        return all((record := polling.handled(repo.pk, ref)) is not None and record.covers(after)
+                   for repo in repos)
 
 
 def _check_webhook_token(repos: list, token: str | None) -> None:

@@ -4,7 +4,7 @@ Each desired object is sent as a server-side apply *dry run*: the answer is what
 would become if we applied now, with every default and every other manager's field in place. If
 that equals the live object, the resource is Synced, so defaults filled in by the API server
 never show as drift. Otherwise the JSON pointers of the fields that differ say why it is
-OutOfSync.
+OutOfSync. An application's ignoreDifferences (ignore.py) are left out of both sides first.
 
 A no-change refresh costs dictionary lookups only: results are remembered per resource by
 (desired manifest, live resourceVersion) and per application by the fingerprint of both.
@@ -20,6 +20,7 @@ from .cache import LiveStateCache
 from .cluster import Cluster
 from .errors import ClusterError, ResourceError
 from .health import HealthResult, assess, worst
+from .ignore import IgnoreRule, remove_ignored, remove_owned
 from .resources import (ResourceKey, compare_options, defined_kinds, hook_types, key_of,
                         sync_options, with_tracking)
 
@@ -52,20 +53,6 @@ class Comparison:
 
     def out_of_sync(self) -> list[ResourceState]:
         return [r for r in self.resources if r.sync == OUT_OF_SYNC]
-
-
-@dataclass(frozen=True)
-class IgnoreRule:
-    """ignoreDifferences entry: JSON pointers ignored on matching resources."""
-    kind: str
-    json_pointers: tuple[str, ...]
-    group: str = ""
-    name: str = ""
-    namespace: str = ""
-
-    def matches(self, key: ResourceKey) -> bool:
-        return (self.kind == key.kind and self.group == key.group
-                and self.name in ("", key.name) and self.namespace in ("", key.namespace))
 
 
 def prepare(app: str, manifests: list[dict], cluster: Cluster, namespace: str
@@ -193,8 +180,18 @@ class Comparator:
                 if fresh is not None:
                     state.live = live = fresh
                     state.predicted = self._dry_run(state, missing=False)
+            if state.predicted is not None and _needs_owners(rules, live):
+                # The watch cache keeps no managedFields (they are large); the fields a trusted
+                # manager owns are read from the server, once per change of the object.
+                fresh = self.cluster.read(desired)
+                if fresh is not None:
+                    moved = _rv(fresh) != _rv(live)
+                    state.live = live = fresh
+                    if moved:
+                        state.predicted = self._dry_run(state, missing=False)
             if state.predicted is not None:
-                state.differences = differences(normalise(live, rules), normalise(state.predicted, rules))
+                state.differences = differences(*comparable(live, state.predicted, rules))
+                live["metadata"].pop("managedFields", None)  # read for this comparison only
                 state.sync = OUT_OF_SYNC if state.differences else SYNCED
             else:
                 state.sync = OUT_OF_SYNC
@@ -246,7 +243,7 @@ def write(cluster: Cluster, obj: dict, *, dry_run: bool, replace: bool = False) 
     return cluster.apply(obj, FIELD_MANAGER, dry_run=dry_run)
 
 
-def normalise(obj: dict, rules: list[IgnoreRule] = ()) -> dict:
+def normalise(obj: dict) -> dict:
     """The parts of an object a comparison looks at."""
     out = copy.deepcopy(obj)
     out.pop("status", None)
@@ -255,10 +252,18 @@ def normalise(obj: dict, rules: list[IgnoreRule] = ()) -> dict:
         meta.pop(name, None)
     if not meta.get("annotations"):
         meta.pop("annotations", None)
-    for rule in rules:
-        for pointer in rule.json_pointers:
-            _remove_pointer(out, pointer)
     return out
+
+
+def comparable(live: dict, predicted: dict, rules: list[IgnoreRule] = ()) -> tuple[dict, dict]:
+    """Live and predicted as compared: normalised, without what ignoreDifferences leaves out.
+    Trusted managers' fields are read from the live object, the one they wrote."""
+    a, b = remove_ignored(normalise(live), rules), remove_ignored(normalise(predicted), rules)
+    remove_owned(a, b, rules, live.get("metadata", {}).get("managedFields"))
+    for doc in (a, b):  # an annotation map emptied by a rule is no difference
+        if not doc.get("metadata", {}).get("annotations", True):
+            doc["metadata"].pop("annotations")
+    return a, b
 
 
 def differences(live, predicted, path: str = "") -> list[str]:
@@ -284,22 +289,8 @@ def _escape(token: str) -> str:
     return token.replace("~", "~0").replace("/", "~1")
 
 
-def _remove_pointer(doc, pointer: str) -> None:
-    tokens = [t.replace("~1", "/").replace("~0", "~") for t in pointer.lstrip("/").split("/")]
-    for token in tokens[:-1]:
-        if isinstance(doc, dict):
-            doc = doc.get(token)
-        elif isinstance(doc, list) and token.isdigit() and int(token) < len(doc):
-            doc = doc[int(token)]
-        else:
-            return
-        if doc is None:
-            return
-    last = tokens[-1]
-    if isinstance(doc, dict):
-        doc.pop(last, None)
-    elif isinstance(doc, list) and last.isdigit() and int(last) < len(doc):
-        doc.pop(int(last))
+def _needs_owners(rules, live: dict) -> bool:
+    return any(r.managed_fields_managers for r in rules) and "managedFields" not in live["metadata"]
 
 
 def _rv(obj: dict | None) -> str:

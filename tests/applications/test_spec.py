@@ -129,17 +129,47 @@ def test_unknown_sync_options_are_refused_with_the_valid_ones(admin_client, worl
 
 
 @pytest.mark.parametrize("rules,message", [
-    ([{"kind": "Deployment", "jqPathExpressions": [".spec"]}], "unknown key(s) jqPathExpressions"),
+    ([{"kind": "Deployment", "jsonPaths": [".spec"]}], "unknown key(s) jsonPaths"),
     ([{"kind": "Deployment", "jsonPointers": ["spec/replicas"]}], "starts with /"),
     ([{"kind": "Deployment", "jsonPointers": "/spec/replicas"}], "must be a list of strings"),
     ([{"group": "apps", "jsonPointers": ["/spec/replicas"]}], "kind: is required"),
-    ([{"kind": "Deployment"}], "needs at least one pointer"),
+    ([{"kind": "Deployment"}], "needs at least one of jsonPointers"),
+    ([{"kind": "Deployment", "jqPathExpressions": [".spec.template.spec.containers[] | select("]}],
+     "ignore_differences[0].jqPathExpressions: invalid jq expression "
+     "'.spec.template.spec.containers[] | select(': syntax error, unexpected end of file"),
+    # Text that would close the del( ) wrapper the expression runs in is refused too.
+    ([{"kind": "Deployment", "jqPathExpressions": [".a) | (.b"]}],
+     "invalid jq expression '.a) | (.b'"),
+    ([{"kind": "Deployment", "jqPathExpressions": [" "]}], "invalid jq expression ' ': is empty"),
+    # jq runs without a time limit here: what may never end or reads outside the object is refused.
+    ([{"kind": "Deployment", "jqPathExpressions": [".spec | repeat(.)"]}],
+     "repeat is not allowed in an ignore expression"),
+    ([{"kind": "Deployment", "jqPathExpressions": ['.spec | select($ENV.SECRET_KEY == "x")']}],
+     "$ENV is not allowed"),
+    ([{"kind": "Deployment", "managedFieldsManagers": "kube-controller-manager"}],
+     "managedFieldsManagers: must be a list of strings"),
+    ([{"kind": "Deployment", "managedFieldsManagers": [""]}], "a manager name cannot be empty"),
 ])
 def test_malformed_ignore_differences_are_refused(admin_client, world, rules, message):
     response = create(admin_client, ignore_differences=rules)
     assert response.status_code == 400
     assert set(response.json()["errors"]) == {"ignore_differences"}
     assert message in response.json()["detail"]
+
+
+def test_ignore_differences_in_argo_cds_three_spellings_are_accepted(admin_client, world):
+    rules = [{"group": "apps", "kind": "Deployment", "jsonPointers": ["/spec/replicas"]},
+             {"group": "apps", "kind": "Deployment", "jqPathExpressions": [
+                 '.spec.template.spec.initContainers[] | select(.name == "injected")']},
+             {"group": "apps", "kind": "Deployment",
+              "managedFieldsManagers": ["kube-controller-manager"]}]
+    response = create(admin_client, ignore_differences=rules)
+    assert response.status_code == 201, response.json()
+    app = Application.objects.get(name="cart")
+    assert app.ignore_differences == rules
+    engine_rules = reconcile.ignore_rules(app)
+    assert engine_rules[1].jq_path_expressions == (rules[1]["jqPathExpressions"][0],)
+    assert engine_rules[2].managed_fields_managers == ("kube-controller-manager",)
 
 
 @pytest.mark.parametrize("source,message", [

@@ -148,7 +148,8 @@ class OperationViewSet(viewsets.ReadOnlyModelViewSet):
 class GitWebhookView(APIView):
     """A push to a repository (GitLab push/tag push hooks, or the generic form): refresh the
     applications that track the pushed ref. No login; the token is checked against the
-    repository's secret or the global one. A repeated delivery answers 200 {"duplicate": true}."""
+    repository's secret or the global one. A repeated delivery answers 200 {"duplicate": true};
+    a push of a commit already refreshed, 200 {"already_handled": true} (webhooks.handle_push)."""
 
     authentication_classes = []
     permission_classes = [AllowAny]
@@ -159,9 +160,13 @@ class GitWebhookView(APIView):
             return Response({"applications": [], "detail": push.ignored},
                             status=status.HTTP_202_ACCEPTED)
         outcome = webhooks.handle_push(push.url, push.token, ref=push.ref,
-                                       default_branch=push.default_branch, delivery=push.delivery)
+                                       default_branch=push.default_branch, delivery=push.delivery,
+                                       after=push.after)
         if outcome.duplicate:
             return Response({"applications": [], "duplicate": True}, status=status.HTTP_200_OK)
+        if outcome.already_handled:
+            return Response({"applications": [], "already_handled": True},
+                            status=status.HTTP_200_OK)
         return Response({"applications": [a.name for a in outcome.applications]},
                         status=status.HTTP_202_ACCEPTED)
 

@@ -23,6 +23,7 @@ class Push:
     ref: str = ""  # refs/heads/x or refs/tags/y; empty: not said (every app of the repository)
     default_branch: str = ""
     delivery: str = ""
+    after: str = ""  # GitLab's `after`: the sha the ref points at now, when the sender says
     ignored: str = ""  # why nothing is to be done (an event that is not a push)
 
 
@@ -46,8 +47,9 @@ def parse(request) -> Push:
                              '{"repository": {"url": "<url>"}} or the form field url, '
                              'or a GitLab push event (X-Gitlab-Event: Push Hook)')
     delivery = next((request.headers[h] for h in DELIVERY_HEADERS if request.headers.get(h)), "")
+    after = data.get("after")
     return Push(url.strip(), token, ref=_ref(data), default_branch=_default_branch(data),
-                delivery=delivery.strip())
+                delivery=delivery.strip(), after=after.lower() if isinstance(after, str) else "")
 
 
 def _is_gitlab_push(event: str, data) -> bool:

@@ -83,6 +83,13 @@ class RenderTools:
     helm: str | Path = "helm"
     jsonnet: str | Path = "jsonnet"
     timeout: float = 60
+    # Helm dependencies from OCI registries (helm_deps.py): credentials as Docker's config.json
+    # text, and the registries (host:port) reached over plain HTTP. Read from the environment
+    # unless given: GITOPS_UI_HELM_REGISTRY_CONFIG, GITOPS_UI_HELM_PLAIN_HTTP (comma-separated).
+    helm_registry_config: str = field(
+        default_factory=lambda: os.environ.get("GITOPS_UI_HELM_REGISTRY_CONFIG", ""), repr=False)
+    helm_plain_http: tuple[str, ...] = field(default_factory=lambda: tuple(
+        h.strip() for h in os.environ.get("GITOPS_UI_HELM_PLAIN_HTTP", "").split(",") if h.strip()))
 
 
 def render(root: Path, spec: SourceSpec, tools: RenderTools,
@@ -291,9 +298,12 @@ def _split_image(ref: str) -> tuple[str, str, str]:
 
 def _helm(root: Path, src: Path, spec: HelmSpec, tools: RenderTools,
           namespace: str | None) -> list[dict]:
+    from .helm_deps import chart_to_template  # imports this module's helpers
     release = spec.release_name or src.name
     with tempfile.TemporaryDirectory(prefix="gitops-helm-") as tmp:
-        argv = [str(tools.helm), "template", release, str(src), "--include-crds"]
+        # A copy with its dependencies built when charts/ lacks some; else `src` itself.
+        chart, tree = chart_to_template(root, src, tools, Path(tmp))
+        argv = [str(tools.helm), "template", release, str(chart), "--include-crds"]
         if namespace:
             argv += ["--namespace", namespace]
         for name in spec.values_files:
@@ -313,7 +323,7 @@ def _helm(root: Path, src: Path, spec: HelmSpec, tools: RenderTools,
                 argv += [flag, f"{name}={escaped}"]
         # Helm keeps its cache and repository config in these: a private, empty set per call.
         env = {f"HELM_{k}_HOME": os.path.join(tmp, k.lower()) for k in ("CACHE", "CONFIG", "DATA")}
-        out = _tool(argv, root, src, tools.timeout, "helm template", env={**env, "HOME": tmp})
+        out = _tool(argv, tree, chart, tools.timeout, "helm template", env={**env, "HOME": tmp})
     return parse_manifests(out, f"{_rel(root, src)} (helm template output)")
 
 
@@ -358,12 +368,14 @@ class _JsonnetRun:
 
 
 def _tool(argv: list[str], root: Path, src: Path, timeout: float, what: str,
-          env: dict) -> bytes:
+          env: dict, pass_fds: tuple[int, ...] = ()) -> bytes:
     """stdout of a renderer; its stderr, with checkout paths made repo-relative, on failure."""
-    full_env = {**os.environ, **env}
+    # Registry credentials are for helm_deps to hand over in memory, not for every child to see.
+    full_env = {k: v for k, v in os.environ.items() if k != "GITOPS_UI_HELM_REGISTRY_CONFIG"}
+    full_env.update(env)
     try:
         proc = subprocess.run(argv, capture_output=True, timeout=timeout, cwd=src, env=full_env,
-                              stdin=subprocess.DEVNULL)
+                              stdin=subprocess.DEVNULL, pass_fds=pass_fds)
     except subprocess.TimeoutExpired:
         raise RenderError(f"{what} timed out after {timeout:g} s", _rel(root, src)) from None
     except OSError as exc:
