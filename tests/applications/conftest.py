@@ -36,3 +36,13 @@ def sync_queue():
     clear()
     yield queue
     clear()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _stop_cluster_watches():
+    """Watch caches a module's tests started end with the module, so their threads do not call
+    into later tests (which may have no database)."""
+    yield
+    from apps.clusters import services as clusters
+
+    clusters.stop_all()

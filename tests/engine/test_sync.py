@@ -100,8 +100,9 @@ def test_hand_edit_is_seen_through_the_watch_and_sync_reverts_it(cluster, app_na
         cluster.request("PATCH", deployments.path(app_name, "web"), body={"spec": {"replicas": 5}},
                         content_type="application/merge-patch+json")
 
+        # Until the watch has delivered the created object, it reads as missing: wait for it.
         drifted = eventually(lambda: comparator.compare(app_name, manifests, namespace=app_name),
-                             lambda c: c.sync == "OutOfSync")
+                             lambda c: c.resources[0].live is not None and c.sync == "OutOfSync")
         assert drifted.resources[0].differences == ["/spec/replicas"]
         assert ResourceKey("apps", "Deployment", app_name, "web") in changes
 
