@@ -147,16 +147,10 @@ def delete_application(app: Application, user=None, *, cascade: str = FOREGROUND
     if cascade == NO_CASCADE or not _may_have_deployed(app):
         app.delete()
         return None
-    if enqueue:
-        with queue_errors(f"the deletion of {app.name}"):
-            django_rq.get_connection(SYNC_QUEUE).ping()
-    try:
-        with transaction.atomic():
-            op = Operation.objects.create(application=app, kind=Operation.Kind.DELETE,
-                                          initiated_by=user, options={"cascade": cascade})
-            Application.objects.filter(pk=app.pk).update(deletion=cascade)
-    except IntegrityError:
-        raise OperationInProgress(f"{app.name} already has an operation running") from None
+    with transaction.atomic():
+        op = _new_operation(app, enqueue=enqueue, kind=Operation.Kind.DELETE, initiated_by=user,
+                            options={"cascade": cascade})
+        Application.objects.filter(pk=app.pk).update(deletion=cascade)
     app.deletion = cascade
     if enqueue:
         try:
@@ -209,24 +203,30 @@ def request_sync(app: Application, user=None, *, revision: str = "", prune: bool
     database refuses a second (OperationInProgress). QueueUnavailable when the job cannot be
     queued: no operation is left behind then."""
     check_project_allows(app)
-    if enqueue:
-        # Before anything is written: in a caller's transaction (a pinned rollback) the whole
-        # action is then undone, not just the operation.
-        with queue_errors(f"the {kind} of {app.name}"):
-            django_rq.get_connection(SYNC_QUEUE).ping()
     options = {"prune": app.prune if prune is None else prune, "dry_run": dry_run}
     if resources:
         options["resources"] = list(resources)
-    try:
-        with transaction.atomic():
-            op = Operation.objects.create(
-                application=app, kind=kind, initiated_by=user, automated=automated,
-                revision=revision, sha=revision if _is_sha(revision) else "", options=options)
-    except IntegrityError:
-        raise OperationInProgress(f"{app.name} already has an operation running") from None
+    op = _new_operation(app, enqueue=enqueue, kind=kind, initiated_by=user, automated=automated,
+                        revision=revision, sha=revision if _is_sha(revision) else "",
+                        options=options)
     if enqueue:
         enqueue_operation(op)
     return op
+
+
+def _new_operation(app: Application, *, enqueue: bool, **fields) -> Operation:
+    """A Pending operation of `app`; the database refuses a second active one
+    (OperationInProgress). When it is to be queued, Redis is asked first, before anything is
+    written: in a caller's transaction (a pinned rollback, a deletion) the whole action is then
+    undone, not just the operation (QueueUnavailable)."""
+    if enqueue:
+        with queue_errors(f"the {fields['kind']} of {app.name}"):
+            django_rq.get_connection(SYNC_QUEUE).ping()
+    try:
+        with transaction.atomic():
+            return Operation.objects.create(application=app, **fields)
+    except IntegrityError:
+        raise OperationInProgress(f"{app.name} already has an operation running") from None
 
 
 def enqueue_operation(op: Operation) -> None:
