@@ -28,6 +28,7 @@ FIELD_MANAGER = "gitops-ui"
 SYNCED, OUT_OF_SYNC = "Synced", "OutOfSync"
 _VOLATILE_METADATA = ("managedFields", "resourceVersion", "generation", "creationTimestamp",
                       "uid", "selfLink")
+_CATCH_UP_TRIES = 4
 
 
 @dataclass
@@ -173,13 +174,18 @@ class Comparator:
                 state.predicted = self._dry_run(state, missing=True)
         else:
             state.predicted = self._dry_run(state, missing=False)
-            if state.predicted is not None and _rv(state.predicted) != _rv(live):
-                # The watch has not caught up with the server yet: compare with what the
-                # server answered from, or a controller's fresh write shows as drift.
+            # The watch has not caught up with the server yet: compare with what the server
+            # answered from, or a controller's fresh write shows as drift. A controller may
+            # write again between the read and the dry run (a new Deployment's revision
+            # annotation, then its status), so try a few times.
+            for _ in range(_CATCH_UP_TRIES):
+                if state.predicted is None or _rv(state.predicted) == _rv(live):
+                    break
                 fresh = self.cluster.read(desired)
-                if fresh is not None:
-                    state.live = live = fresh
-                    state.predicted = self._dry_run(state, missing=False)
+                if fresh is None:
+                    break
+                state.live = live = fresh
+                state.predicted = self._dry_run(state, missing=False)
             if state.predicted is not None and _needs_owners(rules, live):
                 # The watch cache keeps no managedFields (they are large); the fields a trusted
                 # manager owns are read from the server, once per change of the object.
