@@ -227,7 +227,7 @@ class Comparator:
 
     def _dry_run(self, state: ResourceState, missing: bool) -> dict | None:
         try:
-            return write(self.cluster, state.desired, dry_run=True)
+            return predict(self.cluster, state.desired)
         except ResourceError as exc:
             # A missing object may live in a namespace or be of a kind that this sync creates
             # first; the sync's own dry run checks it again in order.
@@ -237,6 +237,22 @@ class Comparator:
                 return None
             state.error = str(exc)
             return None
+
+
+def predict(cluster: Cluster, obj: dict) -> dict:
+    """The live object as it would be after a sync, for comparing.
+
+    Replace=true objects are predicted by apply too: a PUT drops what controllers wrote (a
+    Deployment's revision annotation), which would read as drift forever. The PUT is asked
+    only when apply refuses the change (an immutable field, the reason Replace exists)."""
+    if not obj["metadata"].get("name"):
+        return cluster.create(obj, FIELD_MANAGER, dry_run=True)
+    try:
+        return cluster.apply(obj, FIELD_MANAGER, dry_run=True)
+    except ResourceError as exc:
+        if exc.status == 422 and "Replace=true" in sync_options(obj):
+            return cluster.replace(obj, FIELD_MANAGER, dry_run=True)
+        raise
 
 
 def write(cluster: Cluster, obj: dict, *, dry_run: bool, replace: bool = False) -> dict:

@@ -113,6 +113,19 @@ def test_hand_edit_is_seen_through_the_watch_and_sync_reverts_it(cluster, app_na
         cache.stop()
 
 
+def test_replace_resource_is_synced_after_its_sync(cluster, comparator, app_name):
+    """A PUT would drop the revision annotation the controller writes: no lasting drift."""
+    manifests = [deployment("web", **{"argocd.argoproj.io/sync-options": "Replace=true"})]
+    _, result = sync(cluster, comparator, app_name, manifests)
+    assert result.phase == "Succeeded", result.message
+    deployments = cluster.resource_for("apps/v1", "Deployment")
+    until(lambda: cluster.get(deployments, app_name, "web"),
+          lambda live: "deployment.kubernetes.io/revision" in live["metadata"].get("annotations", {}))
+    after = eventually(lambda: comparator.compare(app_name, manifests, namespace=app_name),
+                       lambda c: c.sync == "Synced")
+    assert after.sync == "Synced", [(str(r.key), r.differences) for r in after.out_of_sync()]
+
+
 def test_ignore_differences_by_json_pointer(cluster, comparator, app_name):
     manifests = [deployment("web", replicas=2)]
     sync(cluster, comparator, app_name, manifests)
