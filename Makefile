@@ -16,5 +16,13 @@ deps:
 stack: deps
 	.venv/bin/python -m tests.localstack
 
+# With no BENCH_ARGS: every measurement at N=100, then the scale rows of the README (N=300 and
+# N=1,000 apps × 10 resources), each on a fresh stack. Roughly 40 minutes on 2 cores.
 bench: deps
+ifdef BENCH_ARGS
 	.venv/bin/python -m benchmarks $(BENCH_ARGS)
+else
+	.venv/bin/python -m benchmarks --apps 100
+	.venv/bin/python -m benchmarks --apps 300 --only latency,first-sync,memory --no-profile
+	.venv/bin/python -m benchmarks --apps 1000 --only first-sync,memory --no-profile --sync-timeout 1800
+endif

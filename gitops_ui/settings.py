@@ -22,6 +22,13 @@
 | GITOPS_UI_HELM_PLAIN_HTTP | (none) | comma-separated OCI registries (host:port) Helm reaches over plain HTTP |
 | GITOPS_UI_MAX_BODY_BYTES | 1048576 | largest request body accepted; /api/ answers 413 above it |
 | GITOPS_UI_TOKEN_DAYS | 30 | days an API token is valid |
+| GITOPS_UI_LOGIN_FAILURE_LIMIT | 5 | failed sign-ins (login form, admin, `POST /api/auth/token`) of one username from one address before it is locked out |
+| GITOPS_UI_LOGIN_LOCKOUT_MINUTES | 15 | how long such a lockout lasts |
+| GITOPS_UI_TLS | false | the site is served over HTTPS: session and CSRF cookies are sent only over HTTPS |
+| GITOPS_UI_PROXY_SSL_HEADER | (none) | header a TLS-terminating proxy sets, as `X-Forwarded-Proto` (its value must be `https`); set only if the proxy always sets or strips it |
+| GITOPS_UI_NOTIFY_ATTEMPTS | 5 | attempts to deliver one notification to a project's webhook before it counts as failed |
+| GITOPS_UI_NOTIFY_BACKOFF | 10 | seconds before the second attempt; each next one waits 3 times longer |
+| GITOPS_UI_TRUSTED_PROXIES | (none) | comma-separated proxy addresses or networks whose X-Forwarded-For is believed (audit log, login lockouts); otherwise the peer's address counts |
 """
 from gitops_ui.env import (BASE_DIR, data_dir, database_from_url, env_bool, env_list,
                            persistent_secret, redis_url, webhook_secret)
@@ -48,11 +55,18 @@ INSTALLED_APPS = [
     "rules.apps.AutodiscoverRulesConfig",  # imports each app's rules.py (permissions)
     "channels",
     "django_rq",
+    "axes",  # login rate limiting (AXES_* below)
+    "drf_spectacular",  # OpenAPI schema at /api/schema/, docs at /api/docs/
+    "drf_spectacular_sidecar",  # the docs page's JS and CSS, served by us, not from a CDN
+    "django_filters",  # list filters of the pages and the API (apps/applications/filtersets.py)
+    "django_htmx",  # request.htmx: pages answer htmx requests with fragments
     "apps.accounts",
     "apps.core",
     "apps.clusters",
     "apps.repositories",
     "apps.applications",
+    "apps.audit",
+    "apps.notifications",
 ]
 
 MIDDLEWARE = [
@@ -63,8 +77,11 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "apps.audit.context.RequestContextMiddleware",  # who and from where, for the audit log
     "django.contrib.messages.middleware.MessageMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "axes.middleware.AxesMiddleware",  # a locked-out sign-in answers 429 (apps/accounts/lockout.py)
 ]
 
 ROOT_URLCONF = "gitops_ui.urls"
@@ -87,7 +104,9 @@ DATABASES = {"default": database_from_url(
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "accounts.User"
 # Passwords through Django; every permission through the rules of apps/*/rules.py (apps/core/access.py).
-AUTHENTICATION_BACKENDS = ["rules.permissions.ObjectPermissionBackend",
+# django-axes first: a locked-out username+address is refused before any password is checked.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend",
+                           "rules.permissions.ObjectPermissionBackend",
                            "apps.core.access.AuthenticationBackend"]
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -112,8 +131,10 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 WHITENOISE_USE_FINDERS = True
 
 REDIS_URL = redis_url()
+# "sync" (someone waits: pushes, clicks, operations) and "background" (refreshes nobody waits
+# for) are run by the engine worker, in that order; "builds" by its own forking worker.
 RQ_QUEUES = {name: {"URL": REDIS_URL, "DEFAULT_TIMEOUT": 3600}
-             for name in ("default", "builds", "sync")}
+             for name in ("default", "builds", "sync", "background")}
 CHANNEL_LAYERS = {"default": {
     "BACKEND": "channels_redis.core.RedisChannelLayer",
     "CONFIG": {"hosts": [REDIS_URL]},
@@ -129,7 +150,35 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
     "EXCEPTION_HANDLER": "apps.core.api.exceptions.exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "apps.core.api.schema.AutoSchema",  # notes each permission
 }
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "GitOps UI API",
+    "DESCRIPTION": ("Applications, projects, clusters, repositories, operations and the audit "
+                    "log. Authenticate with `Authorization: Token <token>` (POST /api/auth/token) "
+                    "or a browser session. Each operation says which permission it needs."),
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "PREPROCESSING_HOOKS": ["apps.core.api.schema.drop_unslashed_duplicates"],
+    "ENUM_NAME_OVERRIDES": {"NotificationEvent": "apps.notifications.models.Event"},
+}
+
+# Login rate limiting (django-axes): per username and client address, counted in the database.
+AXES_FAILURE_LIMIT = int(os.environ.get("GITOPS_UI_LOGIN_FAILURE_LIMIT", "5"))
+AXES_COOLOFF_TIME = timedelta(minutes=float(os.environ.get("GITOPS_UI_LOGIN_LOCKOUT_MINUTES", "15")))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_CLIENT_IP_CALLABLE = "apps.audit.context.client_ip"
+AXES_LOCKOUT_CALLABLE = "apps.accounts.lockout.lockout_response"
+AXES_VERBOSE = False  # the audit log records each failed sign-in
+AXES_DISABLE_ACCESS_LOG = True  # sign-ins are in the audit log; no second, unbounded table
+
 
 # API tokens are stored hashed (knox); they expire unless renewed by creating a new one.
 REST_KNOX = {"TOKEN_TTL": timedelta(days=float(os.environ.get("GITOPS_UI_TOKEN_DAYS", "30"))),
@@ -137,7 +186,17 @@ REST_KNOX = {"TOKEN_TTL": timedelta(days=float(os.environ.get("GITOPS_UI_TOKEN_D
 
 SESSION_COOKIE_HTTPONLY = True
 CSRF_COOKIE_SAMESITE = "Lax"
-SESSION_COOKIE_SECURE = env_bool("GITOPS_UI_SECURE_COOKIES", False)
+# GITOPS_UI_SECURE_COOKIES is the earlier name of GITOPS_UI_TLS.
+GITOPS_UI_TLS = env_bool("GITOPS_UI_TLS", env_bool("GITOPS_UI_SECURE_COOKIES", False))
+SESSION_COOKIE_SECURE = GITOPS_UI_TLS
+if os.environ.get("GITOPS_UI_PROXY_SSL_HEADER"):
+    # Only when configured: otherwise any client could claim HTTPS by sending the header.
+    SECURE_PROXY_SSL_HEADER = (
+        "HTTP_" + os.environ["GITOPS_UI_PROXY_SSL_HEADER"].strip().upper().replace("-", "_"),
+        "https")
+GITOPS_UI_TRUSTED_PROXIES = env_list("GITOPS_UI_TRUSTED_PROXIES", "")
+GITOPS_UI_NOTIFY_ATTEMPTS = int(os.environ.get("GITOPS_UI_NOTIFY_ATTEMPTS", "5"))
+GITOPS_UI_NOTIFY_BACKOFF = float(os.environ.get("GITOPS_UI_NOTIFY_BACKOFF", "10"))
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 X_FRAME_OPTIONS = "DENY"
 

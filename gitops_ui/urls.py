@@ -2,14 +2,18 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
+from apps.audit import views as audit_views
 from apps.core import views as core_views
 
 urlpatterns = [
     path("", core_views.home, name="home"),
+    path("system/", core_views.system, name="system"),
     path("healthz", core_views.healthz, name="healthz"),
     path("readyz", core_views.readyz, name="readyz"),
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("applications/", include("apps.applications.urls")),
+    path("audit/", audit_views.audit_log, name="audit"),
     path("admin/rq/", include("django_rq.urls")),
     path("admin/", admin.site.urls),
     path("api/", include("apps.core.api.urls")),
@@ -17,4 +21,6 @@ urlpatterns = [
     path("api/", include("apps.clusters.api.urls")),
     path("api/", include("apps.repositories.api.urls")),
     path("api/", include("apps.applications.api.urls")),
+    path("api/", include("apps.audit.api.urls")),
+    path("api/", include("apps.notifications.api.urls")),
 ]

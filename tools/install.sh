@@ -16,7 +16,8 @@ mkdir -p "$stamps"
 declare -A system_packages=(
   [initdb]=postgresql [redis-server]=redis-server [docker-registry]=docker-registry
   [buildah]=buildah [skopeo]=skopeo [busybox]=busybox-static [htpasswd]=apache2-utils
-  [openssl]=openssl [git]=git [go]=golang-go
+  [openssl]=openssl [git]=git [go]=golang-go [chromium]=chromium
+  [ssh]=openssh-client [/usr/sbin/sshd]=openssh-server  # sshd: outside a user's PATH
 )
 
 install_python() {
@@ -47,6 +48,8 @@ install_system() {
     fi
     command -v "$cmd" >/dev/null 2>&1 || missing+=("${system_packages[$cmd]}")
   done
+  # The browser tests' screenshots need a font; it provides no command to look for.
+  dpkg -s fonts-dejavu-core >/dev/null 2>&1 || missing+=(fonts-dejavu-core)
   ((${#missing[@]})) || return 0
   if [[ " ${missing[*]} " == *" golang-go "* ]]; then
     echo "install.sh: Go is missing; install Go 1.26 (https://go.dev/dl) — Debian's golang-go is too old to build Kubernetes 1.36" >&2

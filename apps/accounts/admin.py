@@ -2,6 +2,9 @@ from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin
 from django.contrib.auth.models import Group
 
+from apps.audit import services as audit
+
+from . import services
 from .models import User
 
 
@@ -20,6 +23,22 @@ class PlatformUserAdmin(UserAdmin):
     ]
     list_filter = ["is_staff", "is_superuser", "is_active"]
     filter_horizontal = []
+
+    # Through the account services, so each change lands in the audit log.
+    def save_model(self, request, obj, form, change):
+        services.save_user(obj)
+
+    def delete_model(self, request, obj):
+        services.delete_user(obj)
+
+    def delete_queryset(self, request, queryset):
+        for user in queryset:
+            services.delete_user(user)
+
+    def log_change(self, request, obj, message):
+        if request.path.rstrip("/").endswith("/password"):  # the change-password page
+            audit.record("user.updated", obj, details={"changed": {"password": audit.CHANGED}})
+        return super().log_change(request, obj, message)
 
 
 admin.site.unregister(Group)

@@ -4,7 +4,8 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpResponseRedirect
 from django.urls import reverse
 
-from apps.core.admin import PermissionCheckedAdmin
+from apps.audit import services as audit
+from apps.core.admin import PermissionCheckedAdmin, RecordAdmin
 from apps.core.queues import QueueUnavailable
 
 from . import services, spec
@@ -31,6 +32,24 @@ class ProjectAdmin(PermissionCheckedAdmin):
     def get_queryset(self, request):
         return visible(request.user, super().get_queryset(request), "pk")
 
+    # The audit entry is written once the member inline is saved too (save_related).
+    def save_model(self, request, obj, form, change):
+        request.audit_project = (audit.changes(obj) if change else {},
+                                 services.member_roles(obj) if change else {})
+        super().save_model(request, obj, form, change)
+
+    def save_related(self, request, form, formsets, change):
+        super().save_related(request, form, formsets, change)
+        changes, members_before = getattr(request, "audit_project", ({}, {}))
+        services.record_project_saved(form.instance, not change, changes, members_before)
+
+    def delete_model(self, request, obj):
+        services.delete_project(obj)
+
+    def delete_queryset(self, request, queryset):
+        for project in queryset:
+            services.delete_project(project)
+
 
 class ApplicationForm(forms.ModelForm):
     class Meta:
@@ -45,6 +64,12 @@ class ApplicationForm(forms.ModelForm):
                     data[name] = clean_field(data[name])
                 except spec.InvalidSpec as exc:
                     self.add_error(name, str(exc))
+        if not self.errors and data.get("repository"):
+            try:
+                spec.check_chart_source(data.get("chart", ""), data.get("revision", ""),
+                                        data["repository"].url, data.get("tool", ""))
+            except spec.InvalidSpec as exc:
+                self.add_error(exc.top_field, str(exc))
         if not self.errors:
             where = {k: data[k] for k in ("project", "repository", "cluster", "namespace")}
             try:
@@ -85,7 +110,13 @@ class ApplicationAdmin(PermissionCheckedAdmin):
         # The project may have changed in the form: the role must hold in the new one too.
         if not request.user.has_perm("applications.add_application", obj):
             raise PermissionDenied
+        changes = audit.changes(obj) if change else {}
         super().save_model(request, obj, form, change)
+        if not change:
+            audit.record("application.created", obj,
+                         details=audit.created_fields(obj, services.APP_FIELDS))
+        elif changes:
+            audit.record("application.updated", obj, details={"changed": changes})
 
     @admin.display(description="target", ordering="target_sha")
     def target_sha_short(self, app):
@@ -149,7 +180,7 @@ class ApplicationAdmin(PermissionCheckedAdmin):
 
 
 @admin.register(Operation)
-class OperationAdmin(PermissionCheckedAdmin):
+class OperationAdmin(RecordAdmin):
     """Operations are written by the workers; the only change made here is to terminate one."""
 
     list_display = ["id", "application", "kind", "phase", "sha_short", "initiator", "created_at",
@@ -160,15 +191,6 @@ class OperationAdmin(PermissionCheckedAdmin):
 
     def get_queryset(self, request):
         return visible(request.user, super().get_queryset(request), "application__project")
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     def has_terminate_permission(self, request):
         return request.user.has_perm("applications.terminate_operation")
@@ -188,21 +210,12 @@ class OperationAdmin(PermissionCheckedAdmin):
 
 
 @admin.register(HistoryEntry)
-class HistoryEntryAdmin(PermissionCheckedAdmin):
+class HistoryEntryAdmin(RecordAdmin):
     list_display = ["application", "sha_short", "revision", "deployed_at", "deployed_by"]
     search_fields = ["application__name", "sha"]
 
     def get_queryset(self, request):
         return visible(request.user, super().get_queryset(request), "application__project")
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     @admin.display(description="sha")
     def sha_short(self, entry):

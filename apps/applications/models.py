@@ -58,6 +58,11 @@ class Application(models.Model):
     revision = models.CharField(max_length=200, default="HEAD",
                                 help_text="branch, tag, commit or HEAD")
     path = models.CharField(max_length=500, default=".")
+    # Set: the repository is a Helm repository (https://, its index.yaml) or an OCI registry
+    # (oci://host/path), `revision` the chart version or range, and `path` is not used.
+    chart = models.CharField(max_length=200, blank=True, help_text=(
+        "a chart of a Helm or OCI repository instead of Git; the revision is then its version "
+        "or a range such as 1.2.* or >=1.0.0 <2.0.0"))
     tool = models.CharField(max_length=16, choices=Tool.choices, blank=True, default="")
     source = models.JSONField(default=dict, blank=True, help_text=(
         'include/exclude globs, recurse, helm {release_name, values_files, values, parameters}, '

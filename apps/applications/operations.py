@@ -21,7 +21,6 @@ from apps.core.events import group_for, publish
 from apps.engine.errors import EngineError
 from apps.engine.resources import ResourceKey
 from apps.engine.sync import SyncOperation, SyncOptions
-from apps.repositories import services as repositories
 
 from . import reconcile
 from .models import Application, HistoryEntry, Operation
@@ -76,6 +75,9 @@ def run(operation_id: int) -> Operation | None:
     if phase == Operation.Phase.SUCCEEDED and not op.options.get("dry_run"):
         _record_history(app, op)
     publish_operation(op)
+    from apps.notifications import services as notifications  # sync failed
+
+    notifications.operation_finished(op)
     app.refresh_from_db()
     reconcile.refresh(app, auto_sync=False)
     return op
@@ -84,7 +86,8 @@ def run(operation_id: int) -> Operation | None:
 def _sync(op: Operation, terminate: threading.Event) -> tuple[str, str, str]:
     app = op.application
     try:
-        sha = op.sha or (repositories.resolve(app.repository, op.revision) if op.revision else None)
+        sha = op.sha or (reconcile.resolve_revision(app, revision=op.revision) if op.revision
+                         else None)  # a commit, or a chart version
         desired = reconcile.desired_state(app, sha=sha)
     except EngineError as exc:
         return Operation.Phase.FAILED, str(exc), ""
@@ -126,9 +129,14 @@ def _options(app: Application, op: Operation) -> SyncOptions:
     return SyncOptions(
         prune=o.get("prune", app.prune), dry_run=o.get("dry_run", False),
         create_namespace=app.has_option("CreateNamespace=true"),
-        apply_out_of_sync_only=app.has_option("ApplyOutOfSyncOnly=true"),
-        prune_last=app.has_option("PruneLast=true"), replace=app.has_option("Replace=true"),
+        # The sync dialog may ask for these once, on top of the app's own sync options.
+        apply_out_of_sync_only=(o.get("apply_out_of_sync_only", False)
+                                or app.has_option("ApplyOutOfSyncOnly=true")),
+        prune_last=app.has_option("PruneLast=true"),
+        replace=o.get("replace", False) or app.has_option("Replace=true"),
         resources={ResourceKey.parse(k) for k in selected} if selected else None,
+        respect_ignore_differences=app.has_option("RespectIgnoreDifferences=true"),
+        ignore_rules=tuple(reconcile.ignore_rules(app)),
         health_timeout=settings.GITOPS_UI_SYNC_HEALTH_TIMEOUT)
 
 
@@ -136,7 +144,8 @@ def _record_history(app: Application, op: Operation) -> None:
     HistoryEntry.objects.create(
         application=app, operation=op, sha=op.sha, revision=op.revision or app.revision,
         source={"repository": app.repository.url, "path": app.path, "tool": app.tool,
-                "source": app.source}, deployed_by=op.initiator)
+                "source": app.source, **({"chart": app.chart} if app.chart else {})},
+        deployed_by=op.initiator)
     stale = app.history.values_list("pk", flat=True)[HISTORY_LIMIT:]
     HistoryEntry.objects.filter(pk__in=list(stale)).delete()
 

@@ -1,10 +1,11 @@
 """Polling: a commit goes live within seconds even where no webhook is configured.
 
-Every GITOPS_UI_POLL_INTERVAL seconds the reconciler queues one poll job. The job asks each
+Every GITOPS_UI_POLL_INTERVAL seconds the reconciler polls (poll_due, on its own thread, not
+queued behind other work; enqueue_poll queues it as a job instead). A poll asks each
 repository that has applications for its refs (one `git ls-remote`, however many apps use it)
 and compares them with the refs of the last poll, kept in Redis. An unchanged repository costs
 that one call and nothing else. When refs moved, the webhook path takes over: the refresh of that
-repository for each moved ref (services.schedule_repository_refresh → refresh_repository, which
+repository for each moved ref (queueing.schedule_repository_refresh → refresh_repository, which
 refreshes only the apps that track it, merged with a refresh already queued for it). The full
 refresh every GITOPS_UI_REFRESH_INTERVAL stays the safety net.
 
@@ -16,7 +17,7 @@ normal pace again from its first answer; the refs it had are kept, so a commit p
 outage is picked up when the server is back.
 
 The same Redis hash keeps, per ref, what the last refresh of that ref handled (Handled, written
-by services.refresh_repository): a moved ref that a webhook already refreshed then costs the
+by refreshing.refresh_repository): a moved ref that a webhook already refreshed then costs the
 queued job's ls-remote and no refresh, and a webhook carrying that commit nothing at all.
 
 It lives with the applications, not the repositories: what a moved ref means (which apps follow
@@ -43,11 +44,11 @@ from apps.engine.source import GitCredentials
 from apps.repositories import services as repositories
 from apps.repositories.models import Repository
 
-from . import jobs, services
+from . import queueing
 
 log = logging.getLogger(__name__)
 
-QUEUE = services.SYNC_QUEUE
+QUEUE = queueing.SYNC_QUEUE
 GIT_TIMEOUT = 10.0  # seconds one ls-remote may take; a healthy server answers in milliseconds
 JOB_WAIT = 5.0  # seconds the job waits for its calls; a slower one goes on in the background
 BACKOFF_CAP = 300.0  # seconds: the longest a failing repository waits between two polls
@@ -78,7 +79,7 @@ def enqueue_poll() -> None:
     Ahead of background refreshes: finding a pushed commit takes milliseconds."""
     redis = django_rq.get_connection(QUEUE)
     if redis.set(QUEUED_FLAG, 1, nx=True, ex=120):
-        django_rq.get_queue(QUEUE).enqueue(jobs.poll_repositories, at_front=True,
+        django_rq.get_queue(QUEUE).enqueue("apps.applications.jobs.poll_repositories", at_front=True,
                                            job_timeout=60, result_ttl=0)
 
 
@@ -91,8 +92,9 @@ def poll_due() -> int:
     interval = settings.GITOPS_UI_POLL_INTERVAL
     if interval <= 0:
         return 0
-    repos = list(Repository.objects.filter(applications__isnull=False).distinct()
-                 .only("id", "url", "username", "password"))
+    # Chart apps' repositories are no Git: their refresh reads the chart's versions.
+    repos = list(Repository.objects.filter(applications__isnull=False, applications__chart="")
+                 .distinct().only("id", "url", "username", "password"))
     now = time.time()
     with redis.pipeline(transaction=False) as pipe:
         for repo in repos:
@@ -153,7 +155,7 @@ def poll_repository(target: Target) -> list[str]:
             moved = moved_refs(json.loads(redis.hget(key, "refs") or b"{}"), refs)
             for ref in moved:
                 # Like a webhook: someone pushed and waits, so ahead of background refreshes.
-                services.schedule_repository_refresh(target.id, ref, default_branch(refs),
+                queueing.schedule_repository_refresh(target.id, ref, default_branch(refs),
                                                      at_front=True)
         if seen != new_digest or failures:
             # Written only after the refreshes are queued: if queueing failed, the next poll
@@ -193,7 +195,7 @@ def backoff_delay(failures: int) -> float:
     return min(interval * 2 ** min(failures, 30), max(BACKOFF_CAP, interval))
 
 
-# --- what was refreshed (shared with services.refresh_repository) --------------------------------
+# --- what was refreshed (shared with refreshing.refresh_repository) ------------------------------
 # Kept in the same hash as the poll state (one key per repository, same lifetime), but apart from
 # its "refs": those are what the last poll *saw*, and writing them from a refresh would hide from
 # polling a ref that moved in the same ls-remote but was not the one refreshed.
@@ -216,7 +218,7 @@ def _handled_field(ref: str) -> str:
 
 
 def handled(repo_id: int, ref: str) -> Handled | None:
-    """What services.refresh_repository last recorded for `ref`; None when nothing was."""
+    """What refreshing.refresh_repository last recorded for `ref`; None when nothing was."""
     raw = django_rq.get_connection(QUEUE).hget(_state_key(repo_id), _handled_field(ref))
     if raw is None:
         return None
@@ -255,7 +257,7 @@ def moved_refs(before: dict[str, str], after: dict[str, str]) -> list[str]:
 
 def default_branch(refs: dict[str, str]) -> str:
     """The branch HEAD points at, when ls-remote's answer says it unambiguously; "" otherwise,
-    and then a push to any branch refreshes the apps following HEAD (services.tracks_ref)."""
+    and then a push to any branch refreshes the apps following HEAD (refreshing.tracks_ref)."""
     head = refs.get("HEAD")
     branches = [r.removeprefix("refs/heads/") for r, sha in refs.items()
                 if r.startswith("refs/heads/") and sha == head]

@@ -1,4 +1,5 @@
-"""Refresh: Git revision → rendered manifests → comparison with the live cluster → app status.
+"""Refresh: Git revision (or chart version) → rendered manifests → comparison with the live
+cluster → app status.
 
 Every failure becomes a condition on the application, a bug included: an unreachable git server
 or cluster, a render error, an unknown kind, a TypeError. A comparison that could not be made
@@ -32,7 +33,8 @@ from apps.core.events import group_for, publish
 from apps.engine.diff import Comparison, IgnoreRule
 from apps.engine.errors import ClusterError, EngineError
 from apps.engine.source import (HelmSpec, JsonnetSpec, JsonnetVar, KustomizeSpec, RenderTools,
-                                SourceSpec, detect_tool, render)
+                                SourceSpec, detect_tool, export_paths, render)
+from apps.engine.source import chart as charts
 from apps.repositories import services as repositories
 
 from .models import Application, Operation
@@ -42,7 +44,7 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Desired:
-    sha: str
+    sha: str  # the commit, or for a chart the version resolved
     manifests: list[dict]
 
 
@@ -110,13 +112,41 @@ _renders = _RenderMemo()
 _detected_tools = _RenderMemo(size=4096)
 
 
+def chart_source(app: Application) -> charts.ChartSource:
+    repo = app.repository
+    return charts.ChartSource(repo.url, app.chart, repo.username, repo.password)
+
+
+def resolve_revision(app: Application, known_refs: dict | None = None,
+                     revision: str | None = None) -> str:
+    """The commit `revision` (the app's target revision by default) is at, or for a chart app
+    the version it resolves to in the chart's repository (a range: the newest that fits, read
+    again at each refresh, so a new release is picked up)."""
+    revision = app.target_revision if revision is None else revision
+    if app.chart:
+        return charts.resolve(chart_source(app), revision, render_tools())
+    return repositories.resolve(app.repository, revision, known_refs)
+
+
 def desired_state(app: Application, known_refs: dict | None = None, sha: str | None = None) -> Desired:
-    """Resolve the app's target revision and render it; SourceError or RenderError on failure."""
-    sha = sha or repositories.resolve(app.repository, app.target_revision, known_refs)
-    root = repositories.checkout(app.repository, sha)  # one export per commit, shared by apps
+    """Resolve the app's target revision and render it; SourceError or RenderError on failure.
+    For a chart app `sha` is the chart version."""
+    sha = sha or resolve_revision(app, known_refs)
+    if app.chart:
+        return Desired(sha, _renders.get_or_render(chart_render_key(app, sha), lambda: (
+            charts.render_chart(chart_source(app), sha, source_spec(app), render_tools(),
+                                namespace=app.namespace))))
     spec = source_spec(app)
+    # Only the folders this render reads (its path and what its files refer to), not the commit.
+    root = repositories.checkout(app.repository, sha, export_paths(spec))
     return Desired(sha, _renders.get_or_render(
         render_key(app, root, sha), lambda: render(root, spec, render_tools(), namespace=app.namespace)))
+
+
+def chart_render_key(app: Application, version: str) -> tuple:
+    settings_key = hashlib.sha1(json.dumps([app.source, app.name, app.namespace],
+                                           sort_keys=True).encode()).hexdigest()
+    return (app.repository.url, settings_key, "chart", app.chart, version)
 
 
 def render_key(app: Application, root: Path, sha: str) -> tuple:
@@ -143,9 +173,12 @@ def changed_first(apps: list[Application], known_refs: dict) -> list[Application
     """The apps whose manifests a new commit changes, ahead of those it leaves alone, so a
     webhook's change is applied before the many no-op refreshes of its neighbours."""
     def unchanged(app):
+        if app.chart:
+            return False
         try:
             sha = repositories.resolve(app.repository, app.target_revision, known_refs)
-            return _renders.contains(render_key(app, repositories.checkout(app.repository, sha), sha))
+            root = repositories.checkout(app.repository, sha, export_paths(source_spec(app)))
+            return _renders.contains(render_key(app, root, sha))
         except Exception:  # its refresh records the error, a bug included
             return False
     return sorted(apps, key=unchanged)
@@ -187,12 +220,16 @@ def resource_summary(comparison: Comparison) -> list[dict]:
 def save_status(app: Application, **fields) -> None:
     fields["reconciled_at"] = timezone.now()
     changed = {k: v for k, v in fields.items() if getattr(app, k) != v}
+    previous_health = app.health_status
     for name, value in fields.items():
         setattr(app, name, value)
     Application.objects.filter(pk=app.pk).update(**fields)
     if set(changed) - {"reconciled_at"}:
         publish(group_for("application", app.pk), {"type": "application.status",
                                                    **status_event(app)})
+        from apps.notifications import services as notifications  # health degraded, deployed
+
+        notifications.status_changed(app, previous_health)
 
 
 def status_event(app: Application) -> dict:
@@ -256,7 +293,7 @@ def refresh(app: Application, known_refs: dict | None = None, auto_sync: bool = 
     failure is recorded on the app (record_failure)."""
     sha = ""
     try:
-        sha = repositories.resolve(app.repository, app.target_revision, known_refs)
+        sha = resolve_revision(app, known_refs)
         desired = desired_state(app, sha=sha)
         comparison = compare(app, desired)
         conditions = [condition("ComparisonError", e) for e in comparison.errors]
@@ -367,9 +404,16 @@ def refresh_many(apps: list[Application], run_operation=None) -> list[Operation]
     wants its change live before the other apps of the repository are looked at).
     """
     by_repo: dict[int, list[Application]] = {}
-    for app in apps:
-        by_repo.setdefault(app.repository_id, []).append(app)
     operations = []
+    for app in apps:
+        if app.chart:  # no Git: its refresh reads the chart repository's versions
+            op = refresh(app)
+            if op and run_operation:
+                run_operation(op)
+            elif op:
+                operations.append(op)
+            continue
+        by_repo.setdefault(app.repository_id, []).append(app)
     for group in by_repo.values():
         repo = group[0].repository
         try:

@@ -3,8 +3,6 @@ from __future__ import annotations
 
 import fnmatch
 import logging
-import zlib
-from contextlib import suppress
 from datetime import timedelta
 
 import django_rq
@@ -13,13 +11,13 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from apps.core.queues import REDIS_DOWN, QueueUnavailable, queue_errors
+from apps.audit import services as audit
+from apps.core.queues import QueueUnavailable, queue_errors
 from apps.engine.errors import SourceError
 from apps.repositories import services as repositories
 
-from . import jobs, reconcile, spec
+from . import queueing, spec
 from .models import Application, HistoryEntry, Operation, Project, ProjectMember
-SYNC_QUEUE = "sync"
 log = logging.getLogger(__name__)
 
 
@@ -43,13 +41,48 @@ class OperationFinished(ApplicationError):
 @transaction.atomic
 def save_project(project: Project, members: list[dict] | None = None) -> Project:
     """Save a project; `members` ([{"user": User, "role": "operator"}]), when given, replaces
-    who may see and act on its applications."""
+    who may see and act on its applications. The audit log gets what changed, members too."""
+    created = project.pk is None
+    changes = {} if created else audit.changes(project)
+    before = {} if created else member_roles(project)
     project.save()
     if members is not None:
         project.members.all().delete()
         ProjectMember.objects.bulk_create(
             ProjectMember(project=project, user=m["user"], role=m["role"]) for m in members)
+    record_project_saved(project, created, changes, before)
     return project
+
+
+def member_roles(project: Project) -> dict[str, str]:
+    """{username: role} of the project's members."""
+    return dict(project.members.values_list("user__username", "role"))
+
+
+def record_project_saved(project: Project, created: bool, changes: dict,
+                         members_before: dict[str, str]) -> None:
+    """The audit entry of a project saved by save_project or the admin (whose member inline is
+    saved after the project itself)."""
+    after = member_roles(project)
+    details = (audit.created_fields(project, ("name", "description", "source_repos",
+                                              "destinations")) if created
+               else {"changed": changes} if changes else {})
+    member_changes = {name: {"from": members_before.get(name), "to": after.get(name)}
+                      for name in sorted(set(members_before) | set(after))
+                      if members_before.get(name) != after.get(name)}
+    if member_changes:
+        details["members"] = member_changes
+    if created or details:
+        audit.record("project.created" if created else "project.updated", project,
+                     details=details)
+
+
+def delete_project(project: Project) -> None:
+    """Delete a project without applications (ProtectedError otherwise)."""
+    pk, name = project.pk, project.name
+    project.delete()
+    audit.record("project.deleted", None, object_type="project", object_name=name,
+                 details={"id": pk})
 
 
 # --- applications ------------------------------------------------------------------------------
@@ -72,8 +105,10 @@ def create_application(**fields) -> Application:
     """Save a new application the project allows, and refresh it soon. spec.InvalidSpec when a
     field holds what the engine cannot use (spec.py)."""
     app = Application(**spec.clean(fields))
+    spec.check_chart_source(app.chart, app.revision, app.repository.url, app.tool)
     check_project_allows(app)
     app.save()
+    audit.record("application.created", app, details=audit.created_fields(app, APP_FIELDS))
     _refresh_soon(app)
     return app
 
@@ -85,17 +120,27 @@ def update_application(app: Application, **fields) -> Application:
         raise ApplicationError("an application cannot be renamed (its resources are tracked by name)")
     for name, value in spec.clean(fields).items():
         setattr(app, name, value)
+    spec.check_chart_source(app.chart, app.revision, app.repository.url, app.tool)
     check_project_allows(app)
+    changes = audit.changes(app)
     app.save()
+    if changes:
+        audit.record("application.updated", app, details={"changed": changes})
     _refresh_soon(app)
     return app
+
+
+# What the audit log shows of a new application (its spec).
+APP_FIELDS = ("project", "repository", "revision", "path", "chart", "tool", "source", "cluster",
+              "namespace", "automated", "prune", "self_heal", "allow_empty", "sync_options",
+              "ignore_differences", "retry_limit")
 
 
 def _refresh_soon(app: Application) -> None:
     """The change is saved either way: with the queue down, the reconciler's schedule picks the
     app up (within GITOPS_UI_REFRESH_INTERVAL) instead of a worker right away."""
     try:
-        schedule_refresh(app)
+        queueing.schedule_refresh_by_name(app.name)  # not schedule_refresh: no one asked for it
     except QueueUnavailable as exc:
         log.warning("%s saved; %s", app.name, exc)
 
@@ -145,6 +190,7 @@ def delete_application(app: Application, user=None, *, cascade: str = FOREGROUND
     if app.operations.filter(phase__in=Operation.ACTIVE).exists():
         raise OperationInProgress(f"{app.name} has an operation running; terminate it first")
     if cascade == NO_CASCADE or not _may_have_deployed(app):
+        audit.record("application.deleted", app, actor=user, details={"cascade": cascade})
         app.delete()
         return None
     with transaction.atomic():
@@ -154,11 +200,13 @@ def delete_application(app: Application, user=None, *, cascade: str = FOREGROUND
     app.deletion = cascade
     if enqueue:
         try:
-            enqueue_operation(op)
+            queueing.enqueue_operation(op)
         except QueueUnavailable:
             Application.objects.filter(pk=app.pk).update(deletion="")
             app.deletion = ""
             raise
+    audit.record("application.delete", app, actor=user,
+                 details={"cascade": cascade, "operation": op.pk})
     return op
 
 
@@ -198,19 +246,27 @@ def check_project_allows(app: Application) -> None:
 def request_sync(app: Application, user=None, *, revision: str = "", prune: bool | None = None,
                  dry_run: bool = False, resources: list[str] | None = None,
                  automated: bool = False, kind: str = Operation.Kind.SYNC,
-                 enqueue: bool = True) -> Operation:
+                 enqueue: bool = True, apply_out_of_sync_only: bool = False,
+                 replace: bool = False) -> Operation:
     """Create a sync operation and queue it. One active operation per application: the
     database refuses a second (OperationInProgress). QueueUnavailable when the job cannot be
-    queued: no operation is left behind then."""
+    queued: no operation is left behind then. `apply_out_of_sync_only` and `replace` turn
+    those sync options on for this operation only."""
     check_project_allows(app)
     options = {"prune": app.prune if prune is None else prune, "dry_run": dry_run}
+    options.update({name: True for name, on in (("apply_out_of_sync_only", apply_out_of_sync_only),
+                                                 ("replace", replace)) if on})
     if resources:
         options["resources"] = list(resources)
     op = _new_operation(app, enqueue=enqueue, kind=kind, initiated_by=user, automated=automated,
                         revision=revision, sha=revision if _is_sha(revision) else "",
                         options=options)
     if enqueue:
-        enqueue_operation(op)
+        queueing.enqueue_operation(op)
+    if kind == Operation.Kind.SYNC:  # a rollback records itself (rollback)
+        audit.record("application.sync", app,
+                     actor=user if user is not None else ("auto-sync" if automated else None),
+                     details={"operation": op.pk, "revision": revision, **options})
     return op
 
 
@@ -221,36 +277,12 @@ def _new_operation(app: Application, *, enqueue: bool, **fields) -> Operation:
     undone, not just the operation (QueueUnavailable)."""
     if enqueue:
         with queue_errors(f"the {fields['kind']} of {app.name}"):
-            django_rq.get_connection(SYNC_QUEUE).ping()
+            django_rq.get_connection(queueing.SYNC_QUEUE).ping()
     try:
         with transaction.atomic():
             return Operation.objects.create(application=app, **fields)
     except IntegrityError:
         raise OperationInProgress(f"{app.name} already has an operation running") from None
-
-
-def enqueue_operation(op: Operation) -> None:
-    """Queue the operation's job once its row is committed. If the queue cannot take it, the
-    operation is deleted (it never started, and a Pending row would block the app's next sync
-    until reaped) and QueueUnavailable raised."""
-    job_id = f"operation-{op.pk}"
-    Operation.objects.filter(pk=op.pk).update(job_id=job_id)
-    op.job_id = job_id
-
-    def queue_it():
-        try:
-            with queue_errors(f"the {op.kind} of {op.application.name}"):
-                # Someone's click goes ahead of background work; automated syncs wait their turn.
-                job = (jobs.delete_application if op.kind == Operation.Kind.DELETE
-                       else jobs.run_operation)
-                django_rq.get_queue(SYNC_QUEUE).enqueue(
-                    job, op.pk, job_id=job_id,
-                    job_timeout=settings.GITOPS_UI_OPERATION_TIMEOUT, at_front=not op.automated)
-        except QueueUnavailable:
-            Operation.objects.filter(pk=op.pk, phase=Operation.Phase.PENDING).delete()
-            raise
-
-    transaction.on_commit(queue_it)
 
 
 def terminate(op: Operation) -> Operation:
@@ -264,6 +296,9 @@ def terminate(op: Operation) -> Operation:
     else:
         raise OperationFinished(f"operation {op.pk} is already {op.phase}")
     op.refresh_from_db()
+    audit.record("operation.terminate", op, object_name=f"{op.kind} of {op.application.name}",
+                 details={"operation": op.pk, "application": op.application.name,
+                          "phase": op.phase})
     return op
 
 
@@ -286,8 +321,16 @@ def rollback(app: Application, entry: HistoryEntry, user=None, *, mode: str = "p
             Application.objects.filter(pk=app.pk).update(
                 pinned_revision=entry.sha, automated=False, resume_automated=resume)
             app.pinned_revision, app.automated, app.resume_automated = entry.sha, False, resume
-            return request_sync(app, user, revision=entry.sha, kind=Operation.Kind.ROLLBACK)
+            op = request_sync(app, user, revision=entry.sha, kind=Operation.Kind.ROLLBACK)
+        audit.record("application.rollback", app, actor=user,
+                     details={"mode": "pin", "sha": entry.sha, "history_entry": entry.pk,
+                              "operation": op.pk})
+        return op
     if mode == "git":
+        if app.chart:
+            raise ApplicationError(f"rollback in Git needs a Git source; {app.name} deploys "
+                                   f"chart {app.chart} from {app.repository.url}: roll back "
+                                   "with mode pin (it deploys that chart version)")
         branch = tracked_branch(app)
         author = _author(user)
         try:
@@ -297,18 +340,23 @@ def rollback(app: Application, entry: HistoryEntry, user=None, *, mode: str = "p
                 author, repositories.credentials(app.repository))
         except SourceError as exc:
             raise ApplicationError(f"rollback in Git failed: {exc}") from None
-        unpin(app)  # follow the branch again, which now holds the revert
+        unpin(app, record=False)  # follow the branch again, which now holds the revert
+        audit.record("application.rollback", app, actor=user,
+                     details={"mode": "git", "sha": entry.sha, "history_entry": entry.pk,
+                              "revert_commit": sha, "branch": branch})
         return sha
     raise ApplicationError(f"unknown rollback mode {mode!r} (pin or git)")
 
 
-def unpin(app: Application) -> None:
+def unpin(app: Application, *, record: bool = True) -> None:
     """Follow the revision again; automated sync comes back on if a pinned rollback turned it off."""
     with transaction.atomic():
         Application.objects.filter(pk=app.pk, resume_automated=True).update(automated=True)
         Application.objects.filter(pk=app.pk).update(pinned_revision="", resume_automated=False)
     app.refresh_from_db(fields=["pinned_revision", "automated", "resume_automated"])
-    schedule_refresh(app)
+    if record:
+        audit.record("application.unpin", app, details={"automated": app.automated})
+    queueing.schedule_refresh_by_name(app.name)
 
 
 def tracked_branch(app: Application) -> str:
@@ -337,172 +385,13 @@ def _is_sha(revision: str) -> bool:
 
 
 # --- refresh -----------------------------------------------------------------------------------
-def _refresh_flag(app_name: str) -> str:
-    return f"gitops-ui:refresh-queued:{app_name}"
-
-
-def _repository_refresh_flag(repo_id: int, ref: str = "") -> str:
-    # Per ref: a tag push refreshes other apps than a branch push arriving at the same time.
-    return f"gitops-ui:repository-refresh-queued:{repo_id}" + (f":{ref}" if ref else "")
 
 
 def schedule_refresh(app: Application) -> None:
-    schedule_refresh_by_name(app.name)
-
-
-def schedule_refresh_by_name(app_name: str) -> None:
-    """Refresh soon, in a worker; requests made while one is still queued are merged.
-
-    Takes a name so watch threads can call it without touching the database.
-    """
-    _queue_once(_refresh_flag(app_name), jobs.refresh, app_name)
-
-
-def _queue_once(flag: str, job, *args, at_front: bool = False) -> None:
-    """Enqueue `job` unless the same one is still waiting (`flag` is cleared when it starts);
-    after commit (at once outside a transaction), so a rolled-back request queues nothing.
-    QueueUnavailable when Redis cannot be reached."""
-    def queue_it():
-        connection = django_rq.get_connection(SYNC_QUEUE)
-        with queue_errors("the refresh"):
-            if connection.set(flag, 1, nx=True, ex=120):
-                try:
-                    django_rq.get_queue(SYNC_QUEUE).enqueue(job, *args, at_front=at_front)
-                except REDIS_DOWN:
-                    with suppress(*REDIS_DOWN):  # or the flag would merge the retry into nothing
-                        connection.delete(flag)
-                    raise
-
-    transaction.on_commit(queue_it)
-
-
-def refresh_now(app: Application) -> Operation | None:
-    """Refresh in this process; an automated sync it calls for runs right away too. A failure,
-    a bug included, ends up as a condition on the app (reconcile.refresh never raises)."""
-    # Cleared first: a push arriving during this refresh must schedule another one.
-    django_rq.get_connection(SYNC_QUEUE).delete(_refresh_flag(app.name))
-    op = reconcile.refresh(app)
-    if op:
-        run_operation(op.pk)
-    return op
-
-
-def compare_now(app: Application) -> Application:
-    """Refresh in this process without starting an automated sync: the app's status and
-    per-resource differences, fresh (used by `app_diff`)."""
-    reconcile.refresh(app, auto_sync=False)
-    return app
-
-
-def refresh_due() -> int:
-    """Refresh every application whose last refresh is older than its interval; return how
-    many were refreshed. Runs every few seconds (the reconciler enqueues it).
-
-    Each app gets a stable extra delay of up to a tenth of the interval, so apps created together
-    drift apart instead of being refreshed in one burst forever.
-
-    Each cluster that has applications is also probed, once per pass: while it does not answer,
-    its apps show it (sync and health Unknown, a ClusterError condition) instead of a stale
-    "Synced", and are not refreshed; once it answers, the apps whose refresh failed on it are
-    refreshed at once, so a commit pushed during the outage is applied within one pass.
-    """
-    interval = settings.GITOPS_UI_REFRESH_INTERVAL
-    now = timezone.now()
-    apps = Application.objects.select_related("repository", "cluster", "project")
-    candidates = apps.filter(
-        Q(reconciled_at__isnull=True) | Q(reconciled_at__lt=now - timedelta(seconds=interval)))
-    due = [a for a in candidates if a.reconciled_at is None or
-           a.reconciled_at + timedelta(seconds=interval * (1 + _jitter(a.name))) <= now]
-    due_ids = [a.pk for a in due]
-    down = reconcile.unreachable_clusters()
-    # A condition of type ClusterError shows in the JSON text as "ClusterError", quotes included.
-    failed_on_cluster = Q(conditions__icontains='"ClusterError"')
-    for app in apps.filter(Q(cluster_id__in=down) & (~failed_on_cluster | Q(pk__in=due_ids))):
-        reconcile.mark_unreachable(app, down[app.cluster_id])
-    back = apps.filter(failed_on_cluster).exclude(cluster_id__in=down).exclude(pk__in=due_ids)
-    to_refresh = [a for a in due if a.cluster_id not in down] + list(back)
-    for op in reconcile.refresh_many(to_refresh):
-        enqueue_operation(op)
-    return len(to_refresh)
-
-
-def _jitter(name: str) -> float:
-    return zlib.crc32(name.encode()) % 1000 / 10000  # 0 to 0.1, the same for an app every time
-
-
-def tracks_ref(app: Application, ref: str, default_branch: str = "") -> bool:
-    """Whether a push to `ref` can move what `app` deploys. An app pinned to a commit, or whose
-    revision is a commit sha, never moves; HEAD follows the default branch (any branch, when
-    the sender does not say which is the default)."""
-    if not ref:
-        return True
-    revision = app.target_revision.strip() or "HEAD"
-    short = ref.removeprefix("refs/heads/").removeprefix("refs/tags/")
-    if revision in (ref, short):
-        return True
-    return (revision == "HEAD" and ref.startswith("refs/heads/")
-            and (not default_branch or short == default_branch))
-
-
-def refresh_repository(repo_id: int, ref: str = "", default_branch: str = "") -> int:
-    """Refresh the apps of one repository a push to `ref` can move (all without a ref): one
-    ls-remote, the apps whose manifests changed first, their automated syncs run at once.
-    Returns how many apps were refreshed.
-
-    A push of a commit already handled costs that ls-remote only (webhook floods, redeliveries,
-    polling seeing what a webhook already refreshed). "Handled" (polling.Handled, per repository
-    and ref, in Redis): the last time this ran for `ref`, ls-remote gave the same sha, every app
-    that followed the ref was compared with the cluster at it (a failed refresh, recorded by
-    reconcile.record_failure as sync Unknown, does not count), and so its automated sync was
-    decided. Then nothing is refreshed but the apps whose refresh failed at that sha: those are
-    retried by every delivery. A sha another worker is refreshing right now counts as handled
-    (that worker records the outcome). What changed on an app's side (its spec edited, a new
-    app) goes through its own refresh (schedule_refresh), which never consults this; drift in
-    the cluster, through the periodic refresh. Without a ref (a generic webhook) every app is
-    refreshed, as before.
-    """
-    from . import polling
-
-    redis = django_rq.get_connection(SYNC_QUEUE)
-    redis.delete(_repository_refresh_flag(repo_id, ref))
-    apps = [app for app in Application.objects.select_related("repository", "cluster", "project")
-            .filter(repository_id=repo_id) if tracks_ref(app, ref, default_branch)]
-    if not ref or not apps:
-        reconcile.refresh_many(apps, run_operation=lambda op: run_operation(op.pk))
-        return len(apps)
-    try:
-        refs = repositories.refs(apps[0].repository)
-    except Exception as exc:  # as refresh_many would: shown on each app, nothing recorded
-        for app in apps:
-            reconcile.record_failure(app, exc)
-        return len(apps)
-    now = polling.Handled(refs.get(ref, ""), refs.get(f"{ref}^{{}}", ""))
-    last = polling.handled(repo_id, ref)
-    if last is not None and last.sha == now.sha:
-        apps = [app for app in apps if app.pk in last.failed]  # only those still to retry
-        if not apps and last.failed:  # they no longer follow the ref (deleted, edited)
-            polling.record_handled(repo_id, ref, now)
-    claim = f"gitops-ui:repository-refreshing:{repo_id}:{ref}:{now.sha}"
-    if not apps or not redis.set(claim, 1, nx=True, ex=600):
-        return 0  # handled, or being handled by another worker
-    try:
-        # On the refs listed above: a push costs one ls-remote, not two.
-        reconcile.refresh_listed(apps, refs, run_operation=lambda op: run_operation(op.pk))
-        # Only a failed refresh leaves sync Unknown (reconcile.record_failure).
-        failed = tuple(sorted(app.pk for app in apps if app.sync_status == "Unknown"))
-        polling.record_handled(repo_id, ref, polling.Handled(now.sha, now.peeled, failed))
-    finally:
-        redis.delete(claim)
-    return len(apps)
-
-
-def schedule_repository_refresh(repo_id: int, ref: str = "", default_branch: str = "", *,
-                                at_front: bool = False) -> None:
-    """Queue refresh_repository for a move of `ref` (every app without one), merged with one
-    still waiting for the same ref; polling.py calls it when ls-remote shows a ref moved.
-    QueueUnavailable when Redis cannot be reached."""
-    _queue_once(_repository_refresh_flag(repo_id, ref), jobs.refresh_repository, repo_id,
-                *((ref, default_branch) if ref else ()), at_front=at_front)
+    """Refresh soon, as someone asked (API, page, admin): recorded in the audit log. Internal
+    refreshes call queueing.schedule_refresh_by_name."""
+    queueing.schedule_refresh_by_name(app.name)
+    audit.record("application.refresh", app)
 
 
 def reap_stale_operations() -> int:
@@ -514,7 +403,7 @@ def reap_stale_operations() -> int:
         phase=Operation.Phase.ERROR, finished_at=now,
         message="the worker running this operation stopped (no heartbeat); sync again to retry")
     lost = []
-    queue = django_rq.get_queue(SYNC_QUEUE)
+    queue = django_rq.get_queue(queueing.SYNC_QUEUE)
     for op in Operation.objects.filter(phase=Operation.Phase.PENDING,
                                        created_at__lt=now - timedelta(minutes=2)):
         job = queue.fetch_job(op.job_id) if op.job_id else None
@@ -525,7 +414,7 @@ def reap_stale_operations() -> int:
         # that ran and failed, or a request too old to still be meant, is given up.
         if job is None and op.created_at > now - timedelta(minutes=10):
             try:
-                enqueue_operation(op)
+                queueing.enqueue_operation(op)
                 continue
             except QueueUnavailable:
                 pass

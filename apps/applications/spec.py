@@ -8,8 +8,9 @@ failing every refresh. `clean(fields)` also brings accepted spellings to the one
 | field | accepted |
 |---|---|
 | path | relative, inside the repository ("a/../b" is stored as "b") |
+| chart | "" (Git) or a chart of the Helm/OCI repository (see check_chart_source) |
 | tool | "" (detect), directory, kustomize, helm, jsonnet |
-| sync_options | CreateNamespace, ApplyOutOfSyncOnly, PruneLast, Replace, each =true or =false |
+| sync_options | CreateNamespace, ApplyOutOfSyncOnly, PruneLast, Replace, RespectIgnoreDifferences, each =true or =false |
 | ignore_differences | [{kind, group?, name?, namespace?, and at least one of jsonPointers: ["/..."], jqPathExpressions: [".spec..."] (must compile), managedFieldsManagers: ["manager"]}] |
 | source | include, exclude (globs), recurse; helm {release_name, values_files, values, parameters}; kustomize {name_prefix, name_suffix, namespace, images}; jsonnet {tlas, extVars, libs} |
 
@@ -27,11 +28,14 @@ import re
 import yaml
 
 from apps.engine.ignore import jq_error
+from apps.engine.source import semver
+from apps.engine.source.chart import CHART_NAME
 
 TOOLS = ("directory", "kustomize", "helm", "jsonnet")
 # The application-level options operations.py hands to the engine; =false is the default,
 # accepted so Argo CD manifests that spell it out work unchanged.
-SYNC_OPTIONS = ("CreateNamespace", "ApplyOutOfSyncOnly", "PruneLast", "Replace")
+SYNC_OPTIONS = ("CreateNamespace", "ApplyOutOfSyncOnly", "PruneLast", "Replace",
+                "RespectIgnoreDifferences")
 IGNORE_KEYS = ("group", "kind", "name", "namespace", "jsonPointers", "jqPathExpressions",
                "managedFieldsManagers")
 SOURCE_KEYS = ("include", "exclude", "recurse", "helm", "kustomize", "jsonnet")
@@ -73,6 +77,32 @@ def clean_path(value) -> str:
     if normal == ".." or normal.startswith("../"):
         raise InvalidSpec("path", "leads outside the repository")
     return normal
+
+
+def clean_chart(value) -> str:
+    if value in (None, ""):
+        return ""
+    if not isinstance(value, str) or len(value) > 200 or not CHART_NAME.match(value):
+        raise InvalidSpec("chart", "a chart name: letters, digits, '.', '_' and '-' (e.g. "
+                                   "nginx); the repository's URL says where it is")
+    return value
+
+
+def check_chart_source(chart: str, revision: str, repository_url: str, tool: str = "") -> None:
+    """The fields that must agree when a chart is the source (or when it is not)."""
+    oci = repository_url.startswith("oci://")
+    if not chart:
+        if oci:
+            raise InvalidSpec("chart", "an oci:// repository holds charts: name the chart")
+        return
+    if tool not in ("", "helm"):
+        raise InvalidSpec("tool", "a chart is rendered with helm: leave it empty or helm")
+    if (revision or "").strip() not in ("", "HEAD"):
+        try:
+            semver.check_range(revision.strip())
+        except semver.InvalidVersion:
+            raise InvalidSpec("revision", f"{revision!r} is not a chart version or version "
+                                          "range (e.g. 1.2.3, 1.2.*, >=1.0.0 <2.0.0)") from None
 
 
 def clean_tool(value) -> str:
@@ -322,5 +352,6 @@ def _list_of_strings(value, where: str) -> list[str]:
     return list(value)
 
 
-CLEANERS = {"path": clean_path, "tool": clean_tool, "sync_options": clean_sync_options,
-            "ignore_differences": clean_ignore_differences, "source": clean_source}
+CLEANERS = {"path": clean_path, "chart": clean_chart, "tool": clean_tool,
+            "sync_options": clean_sync_options, "ignore_differences": clean_ignore_differences,
+            "source": clean_source}

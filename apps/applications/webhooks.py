@@ -1,6 +1,6 @@
 """Git webhooks: who may send one (the token), each delivery handled once, a commit already
 handled answered without queueing anything, and which applications a push refreshes
-(services.tracks_ref)."""
+(refreshing.tracks_ref)."""
 from __future__ import annotations
 
 import hashlib
@@ -11,12 +11,15 @@ from dataclasses import dataclass, field
 import django_rq
 from django.conf import settings
 
+from apps.audit import services as audit
 from apps.core.queues import REDIS_DOWN, QueueUnavailable, queue_errors
 from apps.repositories import services as repositories
 
 from . import polling
 from .models import Application
-from .services import SYNC_QUEUE, NotPermitted, schedule_repository_refresh, tracks_ref
+from .queueing import SYNC_QUEUE, schedule_repository_refresh
+from .refreshing import tracks_ref
+from .services import NotPermitted
 
 
 class WebhookSecretMissing(NotPermitted):
@@ -44,7 +47,7 @@ def handle_push(url: str, token: str | None, *, ref: str = "", default_branch: s
     repository's apps. QueueUnavailable when the refresh cannot be queued (the sender retries).
 
     `after` is the sha the sender says the ref now points at (GitLab's payload). When every
-    repository with that URL already handled it for that ref (services.refresh_repository: each
+    repository with that URL already handled it for that ref (refreshing.refresh_repository: each
     app following the ref refreshed at that sha without failure), nothing is queued: a flood of
     deliveries of one commit costs no git call. Otherwise the refresh job is queued, and its
     own ls-remote decides (a sender's word never skips a refresh it did not see done).
@@ -62,6 +65,9 @@ def handle_push(url: str, token: str | None, *, ref: str = "", default_branch: s
     except QueueUnavailable:
         _forget_delivery(delivery)  # the sender's retry must not look like a duplicate
         raise
+    for repo in repos:  # why the refreshes (and automated syncs) that follow happen
+        audit.record("repository.push", repo, actor="webhook",
+                     details={"ref": ref, "after": after, "delivery": delivery[:64]})
     apps = Application.objects.filter(repository__in=repos)
     return PushOutcome([app for app in apps if tracks_ref(app, ref, default_branch)])
 

@@ -32,3 +32,14 @@ class ClusterAdmin(PermissionCheckedAdmin):
     form = ClusterForm
     list_display = ["name", "auth", "server", "connection_status", "server_version"]
     readonly_fields = ["connection_status", "connection_message", "server_version"]
+
+    # Through the services, so each change lands in the audit log.
+    def save_model(self, request, obj, form, change):
+        services.save_cluster(obj)
+
+    def delete_model(self, request, obj):
+        services.delete_cluster(obj)
+
+    def delete_queryset(self, request, queryset):
+        for obj in queryset:
+            services.delete_cluster(obj)

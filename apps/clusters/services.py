@@ -6,6 +6,7 @@ import threading
 from dataclasses import dataclass
 from typing import Callable
 
+from apps.audit import services as audit
 from apps.engine.cache import LiveStateCache
 from apps.engine.cluster import Cluster as EngineCluster
 from apps.engine.diff import Comparator
@@ -128,3 +129,21 @@ def unreachable(record: Cluster, timeout: float = 3.0) -> str | None:
     except ClusterError as exc:
         return str(exc)
     return None
+
+
+CLUSTER_FIELDS = ("name", "auth", "server", "token", "kubeconfig", "ca_data", "insecure")
+
+
+def save_cluster(record: Cluster) -> Cluster:
+    """Create or edit a cluster (values already validated); the audit log gets what changed,
+    a credential only as "(changed)"."""
+    return audit.save_recorded(record, "cluster", CLUSTER_FIELDS)
+
+
+def delete_cluster(record: Cluster) -> None:
+    """Delete a cluster no application uses (ProtectedError otherwise) and stop watching it."""
+    pk, name = record.pk, record.name
+    record.delete()
+    forget(pk)
+    audit.record("cluster.deleted", None, object_type="cluster", object_name=name,
+                 details={"id": pk})

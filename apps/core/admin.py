@@ -60,3 +60,17 @@ class PermissionCheckedAdmin(ObjectPermissionsModelAdmin):
             else:
                 permitted.append(obj)
         return permitted
+
+
+class RecordAdmin(PermissionCheckedAdmin):
+    """A record written by the system (operations, history, audit entries, deliveries): listed
+    and read, never added, edited or deleted by hand."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

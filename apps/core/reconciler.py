@@ -1,8 +1,11 @@
-"""The reconciler process: enqueues periodic work on a schedule, with jitter.
+"""The reconciler: periodic tasks on a schedule, with jitter, each on a thread of its own.
 
-It never does the work itself: it only enqueues RQ jobs, so a slow refresh never delays the
-schedule and the workers can be scaled apart from it. Domain apps add their tasks to
-`periodic_tasks()`.
+It runs inside the engine worker (`manage.py engine`), or alone (`manage.py reconcile`). Its
+tasks are short and never queued behind jobs: picking the due applications and queueing one
+refresh job per repository, failing the operations whose worker died, polling the
+repositories (each ls-remote bounded, on polling's own threads). Each task has its own thread,
+so a slow one (a cluster probe that times out) never delays another. Domain apps add their
+tasks to `periodic_tasks()`.
 """
 from __future__ import annotations
 
@@ -31,29 +34,43 @@ def periodic_tasks() -> list[PeriodicTask]:
     import django_rq
     from django.conf import settings
 
-    from apps.applications import jobs as application_jobs
+    from apps.applications import refreshing, services as applications
     from apps.core import jobs
+    from apps.notifications import services as notifications
 
-    sync_queue = django_rq.get_queue("sync")
     # Which apps are due is decided per app by GITOPS_UI_REFRESH_INTERVAL; checking often
     # spreads the refreshes out instead of bunching them.
     check_every = min(10.0, settings.GITOPS_UI_REFRESH_INTERVAL)
     tasks = [
+        # A job, on purpose: it shows that a worker runs jobs (apps/core/services.py).
         PeriodicTask("worker-heartbeat", settings.GITOPS_UI_HEARTBEAT_INTERVAL,
                      lambda: django_rq.enqueue(jobs.heartbeat), jitter=5),
         PeriodicTask("refresh-due-applications", check_every,
-                     lambda: sync_queue.enqueue(application_jobs.refresh_due,
-                                                job_id="refresh-due-applications"), jitter=2),
+                     _closing(refreshing.schedule_due_refreshes), jitter=2),
         PeriodicTask("reap-stale-operations", 30,
-                     lambda: sync_queue.enqueue(application_jobs.reap_stale_operations), jitter=5),
+                     _closing(applications.reap_stale_operations), jitter=5),
+        PeriodicTask("retry-notifications", 10, _closing(notifications.retry_due), jitter=2),
     ]
     poll_every = settings.GITOPS_UI_POLL_INTERVAL
     if poll_every > 0:  # a commit goes live without a webhook (apps/applications/polling.py)
         from apps.applications import polling
 
-        tasks.append(PeriodicTask("poll-repositories", poll_every, polling.enqueue_poll,
+        tasks.append(PeriodicTask("poll-repositories", poll_every, _closing(polling.poll_due),
                                   jitter=min(1.0, poll_every / 5)))
     return tasks
+
+
+def _closing(task: Callable[[], object]) -> Callable[[], object]:
+    """`task`, then its thread's database connection closed: a task every few seconds would
+    otherwise keep one open (Django closes connections at the end of requests only)."""
+    def run():
+        from django.db import connection
+
+        try:
+            return task()
+        finally:
+            connection.close()
+    return run
 
 
 class Reconciler:
@@ -67,29 +84,43 @@ class Reconciler:
             task.next_due = now + self.rng.uniform(0, task.jitter)
 
     def run_due(self) -> list[str]:
-        """Run every task that is due; a failing task is logged and tried at its next turn."""
+        """Run every task that is due, one after another; a failing task is logged and tried
+        at its next turn."""
         now = self.clock()
-        ran = []
-        for task in self.tasks:
-            if task.next_due > now:
-                continue
-            try:
-                task.run()
-                ran.append(task.name)
-            except REDIS_DOWN:  # the launcher restarts Redis; one line per try is enough
-                log.warning("periodic task %s not queued: Redis is unreachable; next try in %.0f s",
-                            task.name, task.interval)
-            except Exception:
-                log.exception("periodic task %s failed; next try in %.0f s", task.name, task.interval)
+        return [task.name for task in self.tasks if task.next_due <= now and self._run(task, now)]
+
+    def _run(self, task: PeriodicTask, now: float) -> bool:
+        try:
+            task.run()
+            return True
+        except REDIS_DOWN:  # the launcher restarts Redis; one line per try is enough
+            log.warning("periodic task %s not done: Redis is unreachable; next try in %.0f s",
+                        task.name, task.interval)
+        except Exception:
+            log.exception("periodic task %s failed; next try in %.0f s", task.name, task.interval)
+        finally:
             task.next_due = now + task.interval + self.rng.uniform(0, task.jitter)
-        return ran
+        return False
 
     def seconds_to_next(self) -> float:
         return max(0.0, min(t.next_due for t in self.tasks) - self.clock()) if self.tasks else 60.0
 
     def run_forever(self, stop: threading.Event) -> None:
+        """Run each task on its own thread until `stop` is set."""
         log.info("reconciler started with %s", ", ".join(
             f"{t.name} every {t.interval:.0f}s" for t in self.tasks))
+        threads = [threading.Thread(target=self._keep_running, args=(task, stop), daemon=True,
+                                    name=f"reconciler-{task.name}") for task in self.tasks]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            while thread.is_alive() and not stop.is_set():
+                thread.join(1.0)
+
+    def _keep_running(self, task: PeriodicTask, stop: threading.Event) -> None:
         while not stop.is_set():
-            self.run_due()
-            stop.wait(min(self.seconds_to_next(), 1.0))
+            now = self.clock()
+            if task.next_due <= now:
+                self._run(task, now)
+            else:
+                stop.wait(min(task.next_due - now, 1.0))

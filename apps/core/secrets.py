@@ -45,7 +45,10 @@ GUARDED: dict[str, tuple[GuardedSecret, ...]] = {
     )),),
     "repositories.Repository": (GuardedSecret("password", "password", (
         Address("url", "the URL"),
-    )),),
+    )), GuardedSecret("ssh_private_key", "SSH private key", (
+        Address("url", "the URL"),
+        Address("ssh_known_hosts", "known_hosts"),  # which host the key is shown to
+    ))),
 }
 
 

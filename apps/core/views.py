@@ -1,6 +1,6 @@
 from django.contrib.auth.decorators import login_required
 from django.http import JsonResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
 
 from . import services
@@ -24,4 +24,11 @@ def readyz(request):
 
 @login_required
 def home(request):
+    """Signed in, the dashboard starts at the application list."""
+    return redirect("applications:list")
+
+
+@login_required
+def system(request):
+    """What the platform's parts answer: database, Redis, workers (live)."""
     return render(request, "home.html", {"checks": services.readiness()})

@@ -16,6 +16,7 @@ so every decision made from a comparison (Synced, ApplyOutOfSyncOnly, self-heal)
 """
 from __future__ import annotations
 
+import copy
 import functools
 import json
 import re
@@ -88,6 +89,42 @@ def remove_ignored(doc: dict, rules) -> dict:
             if len(result) == 1 and isinstance(result[0], dict):
                 doc = result[0]
     return doc
+
+
+def keep_live_values(desired: dict, live: dict, rules) -> dict:
+    """`desired` with what the rules' JSON pointers and jq expressions ignore taken from `live`
+    (dropped where live lacks it): Argo CD's RespectIgnoreDifferences=true, so a sync leaves
+    those fields as the cluster has them. `managedFieldsManagers` rules are not applied here:
+    they already make server-side apply leave those managers' fields alone when Git omits them,
+    and the values Git sets are Git's."""
+    rules = [r for r in rules if r.json_pointers or r.jq_path_expressions]
+    if not rules:
+        return desired
+    kept = remove_ignored(copy.deepcopy(desired), rules)
+    _restore(kept, live, remove_ignored(copy.deepcopy(live), rules))
+    return kept
+
+
+def _restore(target, live, normalised) -> None:
+    """Copy into `target` each part of `live` that `normalised` (live minus the ignored parts)
+    lost: keys removed, or a list whose items were removed (taken whole)."""
+    for name, value in live.items():
+        if name not in normalised:
+            target[name] = copy.deepcopy(value)
+        elif isinstance(value, dict) and isinstance(normalised[name], dict):
+            if value != normalised[name]:
+                if not isinstance(target.get(name), dict):
+                    target[name] = {}
+                _restore(target[name], value, normalised[name])
+        elif isinstance(value, list) and value != normalised[name]:
+            same_length = isinstance(normalised[name], list) and len(value) == len(normalised[name])
+            mine = target.get(name)
+            if same_length and isinstance(mine, list) and len(mine) == len(value) and all(
+                    isinstance(x, dict) for x in value + mine + normalised[name]):
+                for ours, theirs, left in zip(mine, value, normalised[name]):
+                    _restore(ours, theirs, left)
+            else:
+                target[name] = copy.deepcopy(value)
 
 
 def remove_owned(live: dict, predicted: dict, rules, managed_fields: list | None) -> None:

@@ -25,6 +25,7 @@ from .cluster import Cluster
 from .diff import OUT_OF_SYNC, Comparison, ResourceState, write
 from .errors import ClusterError, EngineError, ResourceError
 from .health import assess
+from .ignore import keep_live_values
 from .resources import (HOOK_LABEL, ResourceKey, defined_kinds, group_of, hook_delete_policies,
                         hook_label_value, hook_types, key_of, kind_rank, sync_options, sync_wave,
                         with_tracking)
@@ -42,6 +43,9 @@ class SyncOptions:
     prune_last: bool = False
     replace: bool = False
     resources: set[ResourceKey] | None = None  # selective sync: only these
+    # Argo CD's RespectIgnoreDifferences=true: what these rules ignore is applied as live has it.
+    respect_ignore_differences: bool = False
+    ignore_rules: tuple = ()  # IgnoreRule
     health_timeout: float = 300.0  # per wave
     poll_interval: float = 0.25
 
@@ -154,7 +158,8 @@ class SyncOperation:
             if state.requires_pruning:
                 tasks.append(self._prune_task(state))
             elif not (opts.apply_out_of_sync_only and state.sync != OUT_OF_SYNC):
-                tasks.append(self._task("Sync", sync_wave(state.desired), "apply", state.desired))
+                tasks.append(self._task("Sync", sync_wave(state.desired), "apply",
+                                        self._to_apply(state)))
 
         sync_fail = []
         for hook in self.comparison.hooks:
@@ -164,6 +169,14 @@ class SyncOperation:
                 elif opts.resources is None:  # selective sync runs no hooks (as Argo CD)
                     tasks.append(self._task(phase, sync_wave(hook), "hook", hook))
         return tasks, sync_fail
+
+    def _to_apply(self, state: ResourceState) -> dict:
+        """The manifest to apply; with RespectIgnoreDifferences, ignored fields of an existing
+        object as live has them (a new object is applied as Git has it, as in Argo CD)."""
+        rules = [r for r in self.options.ignore_rules if r.matches(state.key)]
+        if not (self.options.respect_ignore_differences and rules and state.live):
+            return state.desired
+        return keep_live_values(state.desired, state.live, rules)
 
     def _task(self, phase, wave, action, obj) -> _Task:
         result = ResourceResult(key_of(obj), phase, wave, action)

@@ -30,6 +30,7 @@ def sync_queue():
 
     def clear():
         queue.empty()
+        django_rq.get_queue("background").empty()  # watch-event and periodic refreshes
         for key in connection.scan_iter("gitops-ui:*-queued:*"):
             connection.delete(key)
 

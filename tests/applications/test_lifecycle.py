@@ -14,7 +14,7 @@ import pytest
 import yaml
 from django.db import connection
 
-from apps.applications import operations, services
+from apps.applications import operations, refreshing, services
 from apps.applications.models import Application, Operation, Project
 from apps.clusters import services as clusters
 from apps.clusters.models import Cluster
@@ -102,17 +102,17 @@ def sync_and_wait(app, **kwargs) -> Operation:
 
 
 def refreshed(app) -> Application:
-    services.refresh_now(Application.objects.get(pk=app.pk))
+    refreshing.refresh_now(Application.objects.get(pk=app.pk))
     return Application.objects.get(pk=app.pk)
 
 
 def run_worker():
-    """A real RQ worker process, against the test database, until the queues are empty."""
+    """The engine worker `make run` starts, against the test database, until its queues are
+    empty and their jobs done."""
     db = connection.settings_dict
     url = f"postgres://{db['USER']}:{db['PASSWORD']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
     result = subprocess.run(
-        [sys.executable, "manage.py", "rqworker", "--burst", "--worker-class",
-         "rq.worker.SimpleWorker", "sync", "default"],
+        [sys.executable, "manage.py", "engine", "--burst"],
         cwd=BASE_DIR, capture_output=True, text=True, timeout=300,
         env={**os.environ, "DATABASE_URL": url, "DJANGO_SETTINGS_MODULE": "gitops_ui.settings"})
     assert result.returncode == 0, result.stderr[-3000:]
@@ -179,9 +179,9 @@ def test_hand_edit_is_reverted_by_self_heal_via_the_watch(repo, make_app):
     refreshed(app)
     engine = clusters.runtime(app.cluster).cluster
     deployments = engine.resource_for("apps/v1", "Deployment")
-    queue = django_rq.get_queue("sync")
+    queue = django_rq.get_queue("background")  # nobody clicked: behind pushes and clicks
     queue.empty()
-    django_rq.get_connection("sync").delete(f"gitops-ui:refresh-queued:{app.name}")
+    django_rq.get_connection("sync").delete(f"gitops-ui:background-refresh-queued:{app.name}")
 
     engine.request("PATCH", deployments.path(app.namespace, "web"), body={"spec": {"replicas": 7}},
                    content_type="application/merge-patch+json")
@@ -410,7 +410,7 @@ def test_one_bad_app_does_not_stop_the_others(repo, make_app, git_server, tmp_pa
         name=name + "-b", project=good.project, cluster=good.cluster, namespace=name + "-b",
         repository=Repository.objects.create(url=broken_repo.url, username=git_server.username,
                                              password=git_server.password))
-    assert services.refresh_due() == 2
+    assert refreshing.refresh_due() == 2
     good.refresh_from_db()
     broken.refresh_from_db()
     assert good.sync_status == "OutOfSync" and good.conditions == []
@@ -420,10 +420,10 @@ def test_one_bad_app_does_not_stop_the_others(repo, make_app, git_server, tmp_pa
     from datetime import timedelta
 
     from django.conf import settings
-    assert services.refresh_due() == 0
+    assert refreshing.refresh_due() == 0
     Application.objects.filter(pk=good.pk).update(
         reconciled_at=good.reconciled_at - timedelta(seconds=settings.GITOPS_UI_REFRESH_INTERVAL * 1.11))
-    assert services.refresh_due() == 1
+    assert refreshing.refresh_due() == 1
 
 
 # --- operations --------------------------------------------------------------------------------

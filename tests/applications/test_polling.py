@@ -18,7 +18,7 @@ import pytest
 import yaml
 from django.db import connection
 
-from apps.applications import polling, services
+from apps.applications import polling, refreshing, services
 from apps.applications.models import Application, Project
 from apps.clusters.models import Cluster
 from apps.core.reconciler import periodic_tasks
@@ -104,14 +104,20 @@ def refreshed_apps(repo) -> list[str]:
 
 
 # --- the schedule --------------------------------------------------------------------------------
-def test_the_reconciler_only_queues_one_poll_job_at_a_time(settings, sync_queue, clean_polling):
+def test_the_reconciler_polls_itself_instead_of_queueing_behind_other_work(
+        settings, sync_queue, git_server, tmp_path, rows):
+    remote = Remote(git_server, tmp_path)
+    remote.commit({"cm.yaml": configmap("one")})
+    repo = remote.record()
+    make_app(remote.name, rows.project, repo, rows.cluster)
     settings.GITOPS_UI_POLL_INTERVAL = 5
     task = next(t for t in periodic_tasks() if t.name == "poll-repositories")
     assert task.interval == 5
-    task.run()
-    task.run()  # the first one has not started yet: nothing more is queued
-    assert [job.func_name for job in sync_queue.get_jobs()] == [
-        "apps.applications.jobs.poll_repositories"]
+    before = remote.ref_advertisements()  # the clone's
+    task.run()  # a poll, done by the reconciler's thread: no job waits for a worker
+    assert polling.state(repo.pk)["known"]
+    assert until(remote.ref_advertisements, lambda n: n > before, timeout=5) == before + 1
+    assert sync_queue.count == 0
     settings.GITOPS_UI_POLL_INTERVAL = 0
     assert "poll-repositories" not in [t.name for t in periodic_tasks()]
 
@@ -210,7 +216,7 @@ def test_an_unchanged_repository_costs_one_ls_remote_per_poll_and_no_refresh(
     polling.poll_due()  # seen already: nothing more
     assert len(refresh_jobs(sync_queue)) == 1
     sync_queue.empty()
-    services.refresh_repository(repo.pk, "refs/heads/dev", "main")
+    refreshing.refresh_repository(repo.pk, "refs/heads/dev", "main")
     assert refreshed_apps(repo) == [f"{remote.name}-on-dev"]
 
     # A commit on main moves HEAD too: one refresh, for the apps following main or HEAD.
@@ -218,7 +224,7 @@ def test_an_unchanged_repository_costs_one_ls_remote_per_poll_and_no_refresh(
     polling.poll_due()
     assert refresh_jobs(sync_queue) == [(repo.pk, "refs/heads/main", "main")]
     assert sorted(a.name for a in Application.objects.filter(repository=repo)
-                  if services.tracks_ref(a, "refs/heads/main", "main")) == [
+                  if refreshing.tracks_ref(a, "refs/heads/main", "main")) == [
         f"{remote.name}-on-head", f"{remote.name}-on-main"]
 
 

@@ -19,7 +19,7 @@ from urllib.parse import urlparse
 import pytest
 import yaml
 
-from apps.applications import jobs, operations, services
+from apps.applications import jobs, operations, refreshing, services
 from apps.applications.models import Application, Operation
 from apps.clusters import services as clusters
 from apps.clusters.models import Cluster
@@ -157,11 +157,11 @@ def test_a_bug_in_a_refresh_is_a_condition_logged_once_and_not_retried_at_once(
     assert errors[0].exc_info is None and "\n" not in errors[0].getMessage()  # one line, no traceback
 
     # The reconciler's pass does not pick it again until its interval has passed.
-    assert services.refresh_due() == 0
+    assert refreshing.refresh_due() == 0
 
     # Through the reconciler's path (refresh_many), once it is due: the same condition.
     Application.objects.filter(pk=app.pk).update(reconciled_at=first.reconciled_at - timedelta(days=1))
-    assert services.refresh_due() == 1
+    assert refreshing.refresh_due() == 1
     again = fresh(app)
     assert again.conditions[0]["message"] == cond["message"]
     assert again.reconciled_at > first.reconciled_at
@@ -218,12 +218,12 @@ def test_the_reconciler_pass_shows_an_outage_without_waiting_for_a_refresh(
 
     proxy.stop()
     # Refreshed a moment ago, so not due: the pass's probe of the cluster is what shows it.
-    assert services.refresh_due() == 0
+    assert refreshing.refresh_due() == 0
     app = fresh(app)
     assert (app.sync_status, app.health_status) == ("Unknown", "Unknown")
     assert app.conditions[0]["type"] == "ClusterError"
     marked_at = app.reconciled_at
-    assert services.refresh_due() == 0  # still down: nothing refreshed, nothing rewritten
+    assert refreshing.refresh_due() == 0  # still down: nothing refreshed, nothing rewritten
     assert fresh(app).reconciled_at == marked_at
 
 
@@ -239,10 +239,10 @@ def test_commit_made_during_an_outage_is_applied_soon_after_the_cluster_returns(
     assert live_configmap(cluster_record, app.namespace, "cfg")["data"] == {"k": "before"}
 
     proxy.stop()
-    services.refresh_due()  # the probe marks the app
+    refreshing.refresh_due()  # the probe marks the app
     assert fresh(app).conditions[0]["type"] == "ClusterError"
     sha = repo.push({"cfg.yaml": configmap("cfg", k="after")})
-    assert services.refresh_due() == 0  # while it is down, nothing is tried
+    assert refreshing.refresh_due() == 0  # while it is down, nothing is tried
     assert live_configmap(cluster_record, app.namespace, "cfg")["data"] == {"k": "before"}
 
     proxy.start()
@@ -250,7 +250,7 @@ def test_commit_made_during_an_outage_is_applied_soon_after_the_cluster_returns(
 
     def reconciler_pass():
         # The reconciler enqueues this every 10 s; every second here keeps the test short.
-        services.refresh_due()
+        refreshing.refresh_due()
         run_queued_jobs(sync_queue)
         time.sleep(1)
         return live_configmap(cluster_record, app.namespace, "cfg")["data"]

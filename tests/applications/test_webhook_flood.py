@@ -16,7 +16,7 @@ import django_rq
 import pytest
 from django.db import connection
 
-from apps.applications import jobs, services
+from apps.applications import jobs, refreshing, services
 from apps.applications.models import Application, Project
 from apps.clusters.models import Cluster
 from tests.waiting import until
@@ -196,7 +196,7 @@ def test_deliveries_refreshed_at_once_by_several_workers_refresh_a_new_commit_on
 
     def worker():  # what each worker does with its delivery's job
         try:
-            counts.append(services.refresh_repository(repo.pk, "refs/heads/main", "main"))
+            counts.append(refreshing.refresh_repository(repo.pk, "refs/heads/main", "main"))
         finally:
             connection.close()
 

@@ -1,5 +1,7 @@
-"""Git talks to http(s) remotes only: a file://, ssh://, ext:: or local-path URL is refused by
-the engine before git runs, and git itself runs with GIT_ALLOW_PROTOCOL=http:https."""
+"""Git talks to http(s) remotes, or SSH ones with the repository's own key and known_hosts only:
+a file://, ext:: or local-path URL, or an SSH URL without its key, is refused by the engine
+before git runs, and git itself runs with GIT_ALLOW_PROTOCOL=http:https (ssh for an SSH remote;
+tests/repositories/test_ssh.py)."""
 import pytest
 
 from apps.engine.errors import SourceError
@@ -22,11 +24,15 @@ def local_repo(tmp_path):
 def test_non_http_urls_are_refused_before_git_runs(tmp_path, local_repo):
     cache = RepoCache(tmp_path / "cache", timeout=30)
     marker = tmp_path / "pwned"
-    for url in (f"file://{local_repo}", str(local_repo), f"ext::sh -c touch% {marker}",
-                "ssh://git@127.0.0.1/team/deploy.git", "git@127.0.0.1:team/deploy.git"):
+    for url in (f"file://{local_repo}", str(local_repo), f"ext::sh -c touch% {marker}"):
         with pytest.raises(SourceError, match="^only http:// and https:// repository URLs"):
             cache.resolve(url, "main")
         with pytest.raises(SourceError, match="^only http:// and https://"):
+            cache.checkout(url, "a" * 40)
+    for url in ("ssh://git@127.0.0.1/team/deploy.git", "git@127.0.0.1:team/deploy.git"):
+        with pytest.raises(SourceError, match="is an SSH repository: it needs a private key"):
+            cache.resolve(url, "main")
+        with pytest.raises(SourceError, match="is an SSH repository: it needs a private key"):
             cache.checkout(url, "a" * 40)
     assert not marker.exists()
     assert not list((tmp_path / "cache").glob("*/repo.git/objects/pack/*.pack"))  # nothing fetched

@@ -23,6 +23,7 @@ COMPONENTS = {
     "redis": "tests.localstack.redis:Redis",
     "registry": "tests.localstack.registry:Registry",
     "git": "tests.localstack.gitserver:GitServer",
+    "sshd": "tests.localstack.sshd:SSHGitServer",
     "kube": "tests.localstack.kube:ControlPlane",
     "buildah": "tests.localstack.buildah:Buildah",
 }

@@ -91,6 +91,11 @@ def git_server(stack):
 
 
 @pytest.fixture(scope="session")
+def ssh_git_server(stack):
+    return stack.get("sshd")
+
+
+@pytest.fixture(scope="session")
 def kube(stack):
     return stack.get("kube")
 

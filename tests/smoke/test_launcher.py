@@ -1,5 +1,5 @@
-"""`make run` on a fresh data dir: one command brings up web, workers and reconciler, and
-Ctrl-C takes them all down. No PostgreSQL or Redis given: the embedded defaults are used."""
+"""`make run` on a fresh data dir: one command brings up web, the engine (worker threads and
+reconciler) and the build worker, and Ctrl-C takes them all down. No PostgreSQL or Redis given: the embedded defaults are used."""
 import os
 import re
 import signal
@@ -19,14 +19,14 @@ from tests.localstack.process import ManagedProcess, free_port, port_open, wait_
 class Launcher:
     """`python -m gitops_ui.launcher` on a data dir, its output in `<data dir>/run-N.log`."""
 
-    def __init__(self, data_dir, workers=1, **env):
+    def __init__(self, data_dir, threads=2, **env):
         self.data_dir = data_dir
         self.port = free_port()
         self.env = {k: v for k, v in os.environ.items()
                     if k not in ("DATABASE_URL", "REDIS_URL", "GITOPS_UI_ADMIN_PASSWORD",
                                  "GITOPS_UI_WEBHOOK_SECRET")}
         self.env.update(GITOPS_UI_DATA_DIR=str(data_dir), GITOPS_UI_PORT=str(self.port),
-                        GITOPS_UI_WORKERS=str(workers), **env)
+                        GITOPS_UI_WORKER_THREADS=str(threads), **env)
         self.base = f"http://127.0.0.1:{self.port}"
         self.log = data_dir / f"run-{len(list(data_dir.glob('run-*.log')))}.log"
         with open(self.log, "wb") as out:
@@ -76,7 +76,7 @@ def test_run_serves_the_ui_runs_jobs_and_stops_cleanly(tmp_path):
         answer = session.post(f"{run.base}/login/", data={
             "username": "admin", "password": password,
             "csrfmiddlewaretoken": session.cookies["csrftoken"]}, headers={"Referer": run.base})
-        assert answer.url == f"{run.base}/"
+        assert answer.url.startswith(f"{run.base}/") and "/login/" not in answer.url  # logged in
         assert session.get(f"{run.base}/admin/").status_code == 200
         assert session.get(f"{run.base}/readyz").json()["status"] == "ready"
         # The reconciler enqueues a heartbeat every second and a worker runs it.
@@ -91,6 +91,14 @@ def test_run_serves_the_ui_runs_jobs_and_stops_cleanly(tmp_path):
         # ...but a job that fails is shown.
         Queue("default", connection=run.redis()).enqueue("apps.core.jobs.no_such_job")
         wait_for(lambda: "no_such_job" in run.output()[at_rest:], 30, "the failed job shown")
+
+        # No build worker while no build is queued; a queued build starts one, which runs it
+        # in a process of its own (Django set up there, not in the worker's parent).
+        assert not _pids(tmp_path, b"apps.core.worker")
+        build = Queue("builds", connection=run.redis()).enqueue("apps.core.jobs.heartbeat")
+        wait_for(lambda: build.get_status(refresh=True) == "finished", 60,
+                 f"the build run (output: {run.output()[-2000:]})")
+        assert build.return_value()["pid"] not in _pids(tmp_path, b"apps.core.worker")
     finally:
         output = run.stop()
     assert password not in output.split("Created admin account")[1].split("\n", 1)[1]
@@ -130,10 +138,10 @@ def test_a_second_run_in_the_same_folder_is_refused_and_the_webhook_secret_shown
 
 
 def test_redis_killed_is_restarted_and_a_queued_sync_is_not_lost(tmp_path):
-    run = Launcher(tmp_path, workers=1)
+    run = Launcher(tmp_path, threads=1)
     try:
         run.wait_serving()
-        # The only worker is busy, so the sync below is still waiting in Redis when Redis dies.
+        # The only thread is busy, so the sync below is still waiting in Redis when Redis dies.
         sleeper = Queue("sync", connection=run.redis()).enqueue("time.sleep", 6)
         wait_for(lambda: sleeper.get_status(refresh=True) == "started", 30, "the worker busy")
         # An application whose repository and cluster cannot be reached: its sync ends Failed
@@ -173,15 +181,22 @@ def test_workers_come_back_after_a_long_redis_outage_instead_of_stopping_everyth
         return proc
 
     redis = start_redis(1)
-    run = Launcher(tmp_path, workers=1, REDIS_URL=f"redis://127.0.0.1:{redis_port}/0")
+    run = Launcher(tmp_path, REDIS_URL=f"redis://127.0.0.1:{redis_port}/0")
     try:
         run.wait_serving()
         connection = Redis(port=redis_port)
         job = Queue("sync", connection=connection).enqueue("time.sleep", 3)
-        wait_for(lambda: job.get_status(refresh=True) == "started", 30, "the worker busy")
-        redis.stop()  # the worker ends its job without Redis, and exits
-        wait_for(lambda: run.output().count("while Redis was away") >= 6, 60,
-                 f"six worker exits (output: {run.output()[-3000:]})")
+        wait_for(lambda: job.get_status(refresh=True) == "started", 30, "the engine busy")
+        engine = _engine_pid(tmp_path)
+        redis.stop()  # the engine ends its job without Redis, and waits for it
+        wait_for(lambda: "could not reach Redis" in run.output(), 30,
+                 f"the engine waiting for Redis (output: {run.output()[-3000:]})")
+        assert _engine_pid(tmp_path) == engine  # it rode the outage out
+        # An engine that dies meanwhile cannot start again until Redis is back: restarted with
+        # a backoff, never given up on.
+        os.kill(engine, signal.SIGKILL)
+        wait_for(lambda: run.output().count("while Redis was away") >= 3, 60,
+                 f"restarts while Redis is away (output: {run.output()[-3000:]})")
         assert run.proc.poll() is None, run.output()[-3000:]
         assert "keeps exiting" not in run.output()
 
@@ -189,7 +204,7 @@ def test_workers_come_back_after_a_long_redis_outage_instead_of_stopping_everyth
         heartbeat = Queue("default", connection=Redis(port=redis_port)).enqueue(
             "apps.core.jobs.heartbeat")
         wait_for(lambda: heartbeat.get_status(refresh=True) == "finished", 30,
-                 "a job run by the restarted worker")
+                 "a job run by the restarted engine")
     finally:
         run.stop()
         redis.stop()
@@ -225,6 +240,25 @@ def _redis_server_pid(data_dir) -> int:
         if b"redis-server" in cmdline and socket in cmdline:
             return int(pid)
     raise AssertionError(f"no redis-server on {socket.decode()}")
+
+
+def _pids(data_dir, argument: bytes) -> list[int]:
+    """Processes started for this data dir with `argument` on their command line."""
+    found = []
+    for pid in _processes_mentioning(str(data_dir)):
+        try:
+            cmdline = open(f"/proc/{pid}/cmdline", "rb").read().split(b"\0")
+        except OSError:
+            continue
+        if argument in cmdline:
+            found.append(int(pid))
+    return found
+
+
+def _engine_pid(data_dir) -> int:
+    pids = _pids(data_dir, b"engine")
+    assert pids, f"no engine process for {data_dir}"
+    return pids[0]
 
 
 def _processes_mentioning(text: str) -> list[str]:

@@ -81,7 +81,7 @@ def test_heartbeat_job_runs_in_a_worker_and_reaches_the_websocket(admin_client, 
     event = async_to_sync(scenario)()
     assert event["type"] == "worker.heartbeat"
     assert event["pid"] != os.getpid()  # it came from the worker process
-    assert set(event["queues"]) == {"default", "builds", "sync"}
+    assert set(event["queues"]) == {"default", "builds", "sync", "background"}
 
 
 def test_websocket_refuses_anonymous_users():

@@ -62,9 +62,10 @@ class ApplicationSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Application
-        fields = ["id", "name", "project", "repository", "revision", "path", "tool", "source",
-                  "cluster", "namespace", "automated", "prune", "self_heal", "allow_empty",
-                  "sync_options", "ignore_differences", "retry_limit", "pinned_revision",
+        fields = ["id", "name", "project", "repository", "revision", "path", "chart", "tool",
+                  "source", "cluster", "namespace", "automated", "prune", "self_heal",
+                  "allow_empty", "sync_options", "ignore_differences", "retry_limit",
+                  "pinned_revision",
                   "sync_status", "health_status", "health_message", "target_sha", "synced_sha",
                   "conditions", "reconciled_at", "created_at", "deletion"]
         read_only_fields = ["pinned_revision", "sync_status", "health_status", "health_message",
@@ -77,6 +78,22 @@ class ApplicationSerializer(serializers.ModelSerializer):
 
     def validate_tool(self, value):
         return _spec_field("tool", value)
+
+    def validate_chart(self, value):
+        return _spec_field("chart", value)
+
+    def validate(self, attrs):
+        """A chart source needs a version or range as revision and an oci:// repository a
+        chart, whichever of the fields this request changes."""
+        def current(name, default=""):
+            return attrs.get(name, getattr(self.instance, name, default))
+        repository = current("repository", None)
+        try:
+            spec.check_chart_source(current("chart"), current("revision", "HEAD"),
+                                    repository.url if repository else "", current("tool"))
+        except spec.InvalidSpec as exc:
+            raise serializers.ValidationError({exc.top_field: exc.message}) from None
+        return attrs
 
     def validate_sync_options(self, value):
         return _spec_field("sync_options", value)

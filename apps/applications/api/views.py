@@ -1,6 +1,9 @@
 from django.conf import settings
 from django.urls import reverse
-from rest_framework import status, viewsets
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import (OpenApiParameter, OpenApiResponse, PolymorphicProxySerializer,
+                                   extend_schema, extend_schema_view, inline_serializer)
+from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.permissions import AllowAny
@@ -18,6 +21,25 @@ from .serializers import (ApplicationSerializer, HistoryEntrySerializer, Operati
 
 FILTERS = ("sync", "health", "project", "search")
 
+# Request and response shapes of the actions, for the OpenAPI schema (/api/schema/).
+LIST_FILTERS = [OpenApiParameter("sync", description="sync status, e.g. OutOfSync"),
+                OpenApiParameter("health", description="health status, e.g. Degraded"),
+                OpenApiParameter("project", description="project name"),
+                OpenApiParameter("search", description="part of the name, repository URL, "
+                                                       "namespace or path")]
+DELETION_STARTED = inline_serializer("DeletionStarted", {
+    "application": serializers.CharField(), "cascade": serializers.CharField(),
+    "operation": OperationSerializer()})
+REFRESH_QUEUED = inline_serializer("RefreshQueued", {
+    "application": serializers.CharField(), "refresh": serializers.CharField()})
+ROLLED_BACK_IN_GIT = inline_serializer("RolledBackInGit", {
+    "commit": serializers.CharField(), "automated": serializers.BooleanField(),
+    "detail": serializers.CharField()})
+OPERATION_PAGE = inline_serializer("OperationPage", {
+    "count": serializers.IntegerField(), "next": serializers.URLField(allow_null=True),
+    "previous": serializers.URLField(allow_null=True),
+    "results": OperationSerializer(many=True)})
+
 
 class ApplicationPagination(PageNumberPagination):
     page_size = 50
@@ -34,6 +56,7 @@ class ProjectViewSet(viewsets.ModelViewSet):
                        .order_by("name"), "pk")
 
 
+@extend_schema_view(list=extend_schema(parameters=LIST_FILTERS))
 class ApplicationViewSet(viewsets.ModelViewSet):
     """Applications by name; the list takes ?sync= &health= &project= &search=."""
 
@@ -67,6 +90,10 @@ class ApplicationViewSet(viewsets.ModelViewSet):
         serializer.instance = services.update_application(serializer.instance,
                                                           **serializer.validated_data)
 
+    @extend_schema(parameters=[
+        OpenApiParameter("cascade", enum=["foreground", "background", "true", "false"]),
+        OpenApiParameter("propagationPolicy", enum=["foreground", "background"])],
+        responses={202: DELETION_STARTED, 204: None})
     def destroy(self, request, name=None):
         """?cascade=foreground (default) | background | false, or Argo CD's cascade=true|false
         with propagationPolicy=foreground|background. Cascading: 202 with the delete operation;
@@ -81,21 +108,32 @@ class ApplicationViewSet(viewsets.ModelViewSet):
                          "operation": OperationSerializer(op).data},
                         status=status.HTTP_202_ACCEPTED)
 
+    @extend_schema(request=SyncRequestSerializer, responses={202: OperationSerializer})
     @action(detail=True, methods=["post"])
     def sync(self, request, name=None):
+        """Queue a sync (202, the operation): optionally a revision, prune, a dry run, and only
+        the resources listed (group/kind:namespace/name)."""
         options = _valid(SyncRequestSerializer, request)
         op = services.request_sync(self.get_object(), request.user, **options)
         return Response(OperationSerializer(op).data, status=status.HTTP_202_ACCEPTED)
 
+    @extend_schema(request=None, responses={202: REFRESH_QUEUED})
     @action(detail=True, methods=["post"])
     def refresh(self, request, name=None):
+        """Compare with Git and the cluster again, soon, in a worker."""
         app = self.get_object()
         services.schedule_refresh(app)
         return Response({"application": app.name, "refresh": "queued"},
                         status=status.HTTP_202_ACCEPTED)
 
+    @extend_schema(request=RollbackRequestSerializer, responses={202: PolymorphicProxySerializer(
+        "RollbackResult", serializers=[OperationSerializer, ROLLED_BACK_IN_GIT],
+        resource_type_field_name=None)},
+        description="mode pin: the rollback operation; mode git: the revert commit.")
     @action(detail=True, methods=["post"])
     def rollback(self, request, name=None):
+        """Bring back what a history entry deployed: mode pin (sync that commit, automated sync
+        off) or git (commit a revert to the tracked branch)."""
         data = _valid(RollbackRequestSerializer, request)
         app = self.get_object()
         result = services.rollback(app, data["history_id"], request.user, mode=data["mode"])
@@ -106,27 +144,41 @@ class ApplicationViewSet(viewsets.ModelViewSet):
         return Response({"commit": result, "automated": app.automated, "detail": detail},
                         status=status.HTTP_202_ACCEPTED)
 
+    @extend_schema(request=None, responses={200: ApplicationSerializer})
     @action(detail=True, methods=["post"])
     def unpin(self, request, name=None):
+        """Follow the tracked revision again after a pinned rollback; automated sync comes back
+        on if the rollback turned it off."""
         app = self.get_object()
         services.unpin(app)
         return Response(self.get_serializer(app).data)
 
+    @extend_schema(responses={200: OPERATION_PAGE})
     @action(detail=True, methods=["get"])
     def operations(self, request, name=None):
+        """The application's operations, newest first, a page at a time."""
         ops = self.get_object().operations.select_related("application", "initiated_by")
         page = self.paginate_queryset(ops)
         return self.get_paginated_response(OperationSerializer(page, many=True).data)
 
+    @extend_schema(responses={200: HistoryEntrySerializer(many=True)})
     @action(detail=True, methods=["get"])
     def history(self, request, name=None):
+        """What the application deployed, newest first; each entry can be rolled back to."""
         return Response(HistoryEntrySerializer(self.get_object().history.all(), many=True).data)
 
+    @extend_schema(responses={200: OpenApiResponse(
+        OpenApiTypes.OBJECT, description="a list: each resource's group, kind, namespace, name, "
+                                         "sync status, health and why it is OutOfSync")})
     @action(detail=True, methods=["get"])
     def resources(self, request, name=None):
+        """The application's resources with their sync and health status, and why each one is
+        OutOfSync."""
         return Response(self.get_object().resources)
 
 
+@extend_schema_view(list=extend_schema(parameters=[
+    OpenApiParameter("application", description="application name")]))
 class OperationViewSet(viewsets.ReadOnlyModelViewSet):
     """Operations, newest first; the list takes ?application=<name>."""
 
@@ -139,12 +191,23 @@ class OperationViewSet(viewsets.ReadOnlyModelViewSet):
         app = self.request.query_params.get("application")
         return ops.filter(application__name=app) if app else ops
 
+    @extend_schema(request=None, responses={202: OperationSerializer})
     @action(detail=True, methods=["post"])
     def terminate(self, request, pk=None):
+        """Stop a running operation between steps; a pending one never starts."""
         op = services.terminate(self.get_object())
         return Response(self.get_serializer(op).data, status=status.HTTP_202_ACCEPTED)
 
 
+@extend_schema(
+    request={"application/json": OpenApiTypes.OBJECT,
+             "application/x-www-form-urlencoded": OpenApiTypes.OBJECT},
+    parameters=[OpenApiParameter("token", description="the webhook secret (or X-Gitlab-Token)"),
+                OpenApiParameter("X-Gitlab-Token", location=OpenApiParameter.HEADER),
+                OpenApiParameter("X-Gitlab-Event", location=OpenApiParameter.HEADER)],
+    responses={200: OpenApiTypes.OBJECT, 202: inline_serializer("WebhookAccepted", {
+        "applications": serializers.ListField(child=serializers.CharField())}),
+        400: OpenApiTypes.OBJECT, 403: OpenApiTypes.OBJECT})
 class GitWebhookView(APIView):
     """A push to a repository (GitLab push/tag push hooks, or the generic form): refresh the
     applications that track the pushed ref. No login; the token is checked against the
@@ -171,6 +234,9 @@ class GitWebhookView(APIView):
                         status=status.HTTP_202_ACCEPTED)
 
 
+@extend_schema(responses={200: inline_serializer("WebhookSettings", {
+    "url": serializers.URLField(), "secret": serializers.CharField(),
+    "secret_header": serializers.CharField(), "open": serializers.BooleanField()})})
 class WebhookSettingsView(APIView):
     """What to enter in GitLab's webhook form: the URL and the global secret (platform admins
     only, like the generated admin password), and whether unsigned webhooks are accepted."""

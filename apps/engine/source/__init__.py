@@ -3,7 +3,7 @@ caches (git.py), and manifests rendered from a checkout (render.py; Jsonnet impo
 inside the repository by jsonnet_imports.py)."""
 from .git import GitCredentials, RepoCache
 from .render import (HelmSpec, JsonnetSpec, JsonnetVar, KustomizeSpec, RenderTools, SourceSpec,
-                     detect_tool, render)
+                     detect_tool, export_paths, render)
 
 __all__ = ["GitCredentials", "RepoCache", "HelmSpec", "JsonnetSpec", "JsonnetVar",
-           "KustomizeSpec", "RenderTools", "SourceSpec", "detect_tool", "render"]
+           "KustomizeSpec", "RenderTools", "SourceSpec", "detect_tool", "export_paths", "render"]

@@ -22,6 +22,7 @@ import shutil
 import tarfile
 import time
 from collections import OrderedDict
+from contextlib import contextmanager
 from pathlib import Path
 from threading import Lock
 from urllib.parse import urlsplit
@@ -124,32 +125,49 @@ def _build(root: Path, src: Path, chart: Path, missing: list[dict], tools: Rende
     argv = [str(tools.helm), "dependency", "build", str(chart)]
     if _plain_http(root, src, tools):
         argv.append("--plain-http")
-    home = tmp / "helm-home"
-    env = {f"HELM_{k}_HOME": str(home / k.lower()) for k in ("CACHE", "CONFIG", "DATA")}
-    # No fallback to a Docker login of the server's user.
-    env.update(HOME=str(home), DOCKER_CONFIG=str(home / "docker"))
-    fds = []
-    try:
-        if tools.helm_registry_config:
-            fd = os.memfd_create("gitops-ui-helm-registry")
-            fds.append(fd)
-            os.write(fd, _registry_config(tools.helm_registry_config))
-            env["HELM_REGISTRY_CONFIG"] = f"/proc/self/fd/{fd}"
-        else:
-            env["HELM_REGISTRY_CONFIG"] = str(home / "registry.json")  # absent: anonymous
+    with private_helm(tmp, tools.helm_registry_config) as (env, fds, _):
         try:
             _tool(argv, root, chart, tools.timeout, "helm dependency build", env=env,
-                  pass_fds=tuple(fds))
+                  pass_fds=fds)
         except RenderError as exc:
             message = str(exc).split("helm dependency build ", 1)[-1]
             message = re.sub(r"//[^/@\s]+@", "//", message.replace(f"{tmp}/tree/", ""))
             raise RenderError(f"cannot fetch dependencies {', '.join(map(_describe, missing))}: "
                               f"helm dependency build {message}", _rel(root, src)) from None
+    charts = chart / "charts"
+    return {p.name: p.read_bytes() for p in sorted(charts.iterdir()) if p.is_file()}
+
+
+@contextmanager
+def private_helm(tmp: Path, registry_config: str = "", files: dict[str, bytes] | None = None):
+    """(environment, fds to pass, {name: path}) for a helm run whose cache, config and data
+    folders are under `tmp`, with the registry credentials (Docker's config.json text) and
+    `files` (e.g. a repositories.yaml holding a password) as in-memory files the child reads
+    at /proc/self/fd/N: never on a command line, never on a disk. Shared with chart.py."""
+    home = tmp / "helm-home"
+    env = {f"HELM_{k}_HOME": str(home / k.lower()) for k in ("CACHE", "CONFIG", "DATA")}
+    # No fallback to a Docker login of the server's user.
+    env.update(HOME=str(home), DOCKER_CONFIG=str(home / "docker"))
+    fds, paths = [], {}
+
+    def in_memory(name: str, data: bytes) -> str:
+        fd = os.memfd_create(f"gitops-ui-{name}")
+        fds.append(fd)
+        os.write(fd, data)
+        return f"/proc/self/fd/{fd}"
+
+    try:
+        if registry_config:
+            env["HELM_REGISTRY_CONFIG"] = in_memory("helm-registry",
+                                                    _registry_config(registry_config))
+        else:
+            env["HELM_REGISTRY_CONFIG"] = str(home / "registry.json")  # absent: anonymous
+        for name, data in (files or {}).items():
+            paths[name] = in_memory(name, data)
+        yield env, tuple(fds), paths
     finally:
         for fd in fds:
             os.close(fd)
-    charts = chart / "charts"
-    return {p.name: p.read_bytes() for p in sorted(charts.iterdir()) if p.is_file()}
 
 
 def _plain_http(root: Path, src: Path, tools: RenderTools) -> bool:

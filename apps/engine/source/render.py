@@ -127,6 +127,16 @@ def detect_tool(src: Path) -> str:
     return "directory"
 
 
+def export_paths(spec: SourceSpec) -> list[str]:
+    """The repository folders a render of `spec` reads besides what their files refer to: the
+    source path, the folders of its Helm values files and its Jsonnet library paths (for
+    RepoCache.checkout's `paths`)."""
+    paths = [spec.path or "."]
+    paths += [os.path.dirname(os.path.normpath(os.path.join(spec.path or ".", name))) or "."
+              for name in spec.helm.values_files]
+    return paths + list(spec.jsonnet.libs)
+
+
 # --- directory --------------------------------------------------------------------------------
 def _directory(root: Path, src: Path, spec: SourceSpec,
                jsonnet: "_JsonnetRun | None" = None) -> list[dict]:

@@ -1,6 +1,8 @@
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
-from knox.models import AuthToken
+
+from apps.accounts import services
+from apps.audit.context import acting_as
 
 
 class Command(BaseCommand):
@@ -14,7 +16,8 @@ class Command(BaseCommand):
         user = get_user_model().objects.filter(username=opts["username"], is_active=True).first()
         if user is None:
             raise CommandError(f"no active user named {opts['username']!r}")
-        instance, token = AuthToken.objects.create(user=user)
+        with acting_as("manage.py"):
+            instance, token = services.create_api_token(user)
         self.stdout.write(token)
         expiry = f"until {instance.expiry:%Y-%m-%d %H:%M} UTC" if instance.expiry else "without expiry"
         self.stderr.write(f"token for {user.get_username()}, valid {expiry}")

@@ -14,6 +14,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from apps.applications.models import Application
 from apps.applications.rules import visible
+from apps.audit.context import acting_as
 from apps.core.access import Forbidden, require
 
 
@@ -34,7 +35,8 @@ class AppCommand(BaseCommand):
                                                         is_active=True).first()
             if self.user is None:
                 raise CommandError(f"no active user named {options['as_user']!r}")
-        return super().execute(*args, **options)
+        with acting_as("manage.py"):  # the audit log's actor when no --as user is given
+            return super().execute(*args, **options)
 
     def app(self, name: str, perm: str = "applications.view_application") -> Application:
         """The application named `name`, if the acting user has `perm` on it."""

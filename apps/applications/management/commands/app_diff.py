@@ -1,6 +1,6 @@
 import sys
 
-from apps.applications import services
+from apps.applications import refreshing
 
 from ._common import AppCommand, resource_key
 
@@ -12,7 +12,7 @@ class Command(AppCommand):
             "differences (JSON pointers). Exit code 0 in sync, 1 out of sync, 2 if it cannot compare.")
 
     def handle(self, *args, **opts):
-        app = services.compare_now(self.app(opts["name"]))
+        app = refreshing.compare_now(self.app(opts["name"]))
         errors = [c for c in app.conditions if c.get("type") in ERRORS]
         changed = [r for r in app.resources if r.get("status") != "Synced"]
         if opts["json"]:

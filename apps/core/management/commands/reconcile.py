@@ -7,7 +7,9 @@ from apps.core.reconciler import Reconciler, periodic_tasks
 
 
 class Command(BaseCommand):
-    help = "Run the reconciler: enqueue periodic refreshes until stopped (SIGINT or SIGTERM)."
+    help = ("Run the reconciler alone (`manage.py engine` runs it too): queue the due refreshes, "
+            "poll the repositories and fail the operations of dead workers, until stopped "
+            "(SIGINT or SIGTERM).")
 
     def handle(self, *args, **options):
         stop = threading.Event()

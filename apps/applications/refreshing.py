@@ -1,0 +1,193 @@
+"""Refreshing applications: compare Git with the cluster now, for the apps that are due, or for
+the apps a push to a repository can move (with the already-handled shortcut of polling.py)."""
+from __future__ import annotations
+
+import zlib
+from contextlib import suppress
+from datetime import timedelta
+
+import django_rq
+from django.conf import settings
+from django.db.models import Q
+from django.utils import timezone
+
+from apps.core.queues import REDIS_DOWN
+from apps.repositories import services as repositories
+
+from . import operations, queueing, reconcile
+from .models import Application, Operation
+
+
+DUE_REFRESH_CLAIM = 300  # seconds: longest a repository's periodic refresh job is waited for
+
+
+def refresh_now(app: Application) -> Operation | None:
+    """Refresh in this process; an automated sync it calls for runs right away too. A failure,
+    a bug included, ends up as a condition on the app (reconcile.refresh never raises)."""
+    # Cleared first: a push arriving during this refresh must schedule another one.
+    django_rq.get_connection(queueing.SYNC_QUEUE).delete(queueing.refresh_flag(app.name),
+                                                queueing.refresh_flag(app.name, background=True))
+    op = reconcile.refresh(app)
+    if op:
+        operations.run(op.pk)
+    return op
+
+
+def compare_now(app: Application) -> Application:
+    """Refresh in this process without starting an automated sync: the app's status and
+    per-resource differences, fresh (used by `app_diff`)."""
+    reconcile.refresh(app, auto_sync=False)
+    return app
+
+
+def refresh_due() -> int:
+    """Refresh, in this process, every application that is due (due_applications); return how
+    many were refreshed. The reconciler runs schedule_due_refreshes instead."""
+    to_refresh = due_applications()
+    for op in reconcile.refresh_many(to_refresh):
+        queueing.enqueue_operation(op)
+    return len(to_refresh)
+
+
+def _due_refresh_flag(repo_id: int) -> str:
+    return f"gitops-ui:due-refresh-queued:{repo_id}"
+
+
+def schedule_due_refreshes() -> int:
+    """Queue the refresh of the due applications (due_applications): one background job per
+    repository (refresh_due_repository), so a repository whose git server is slow or hangs
+    holds up its own applications only, and the others are refreshed side by side. A
+    repository whose job is still queued or running gets no second one. Runs every few
+    seconds in the reconciler; returns how many jobs were queued."""
+    by_repository: dict[int, list[int]] = {}
+    for app in due_applications():
+        by_repository.setdefault(app.repository_id, []).append(app.pk)
+    connection = django_rq.get_connection(queueing.SYNC_QUEUE)
+    queued = 0
+    for repo_id, app_ids in by_repository.items():
+        flag = _due_refresh_flag(repo_id)
+        if not connection.set(flag, 1, nx=True, ex=DUE_REFRESH_CLAIM):
+            continue
+        try:
+            django_rq.get_queue(queueing.BACKGROUND_QUEUE).enqueue(
+                "apps.applications.jobs.refresh_due_repository", repo_id, app_ids, result_ttl=0)
+        except REDIS_DOWN:
+            with suppress(*REDIS_DOWN):
+                connection.delete(flag)
+            raise
+        queued += 1
+    return queued
+
+
+def refresh_due_repository(repo_id: int, app_ids: list[int]) -> int:
+    """Refresh these due applications of one repository (one ls-remote); their automated
+    syncs are queued. Returns how many were refreshed."""
+    try:
+        apps = list(Application.objects.select_related("repository", "cluster", "project")
+                    .filter(pk__in=app_ids, repository_id=repo_id))
+        for op in reconcile.refresh_many(apps):
+            queueing.enqueue_operation(op)
+        return len(apps)
+    finally:
+        django_rq.get_connection(queueing.SYNC_QUEUE).delete(_due_refresh_flag(repo_id))
+
+
+def due_applications() -> list[Application]:
+    """The applications whose last refresh is older than their interval, and those whose
+    refresh failed on a cluster that answers again.
+
+    Each app gets a stable extra delay of up to a tenth of the interval, so apps created together
+    drift apart instead of being refreshed in one burst forever.
+
+    Each cluster that has applications is also probed, once per pass: while it does not answer,
+    its apps show it (sync and health Unknown, a ClusterError condition) instead of a stale
+    "Synced", and are not refreshed; once it answers, the apps whose refresh failed on it are
+    refreshed at once, so a commit pushed during the outage is applied within one pass.
+    """
+    interval = settings.GITOPS_UI_REFRESH_INTERVAL
+    now = timezone.now()
+    apps = Application.objects.select_related("repository", "cluster", "project")
+    candidates = apps.filter(
+        Q(reconciled_at__isnull=True) | Q(reconciled_at__lt=now - timedelta(seconds=interval)))
+    due = [a for a in candidates if a.reconciled_at is None or
+           a.reconciled_at + timedelta(seconds=interval * (1 + _jitter(a.name))) <= now]
+    due_ids = [a.pk for a in due]
+    down = reconcile.unreachable_clusters()
+    # A condition of type ClusterError shows in the JSON text as "ClusterError", quotes included.
+    failed_on_cluster = Q(conditions__icontains='"ClusterError"')
+    for app in apps.filter(Q(cluster_id__in=down) & (~failed_on_cluster | Q(pk__in=due_ids))):
+        reconcile.mark_unreachable(app, down[app.cluster_id])
+    back = apps.filter(failed_on_cluster).exclude(cluster_id__in=down).exclude(pk__in=due_ids)
+    return [a for a in due if a.cluster_id not in down] + list(back)
+
+
+def _jitter(name: str) -> float:
+    return zlib.crc32(name.encode()) % 1000 / 10000  # 0 to 0.1, the same for an app every time
+
+
+def tracks_ref(app: Application, ref: str, default_branch: str = "") -> bool:
+    """Whether a push to `ref` can move what `app` deploys. An app pinned to a commit, or whose
+    revision is a commit sha, never moves; HEAD follows the default branch (any branch, when
+    the sender does not say which is the default). A chart app has no Git to push to."""
+    if app.chart:
+        return False
+    if not ref:
+        return True
+    revision = app.target_revision.strip() or "HEAD"
+    short = ref.removeprefix("refs/heads/").removeprefix("refs/tags/")
+    if revision in (ref, short):
+        return True
+    return (revision == "HEAD" and ref.startswith("refs/heads/")
+            and (not default_branch or short == default_branch))
+
+
+def refresh_repository(repo_id: int, ref: str = "", default_branch: str = "") -> int:
+    """Refresh the apps of one repository a push to `ref` can move (all without a ref): one
+    ls-remote, the apps whose manifests changed first, their automated syncs run at once.
+    Returns how many apps were refreshed.
+
+    A push of a commit already handled costs that ls-remote only (webhook floods, redeliveries,
+    polling seeing what a webhook already refreshed). "Handled" (polling.Handled, per repository
+    and ref, in Redis): the last time this ran for `ref`, ls-remote gave the same sha, every app
+    that followed the ref was compared with the cluster at it (a failed refresh, recorded by
+    reconcile.record_failure as sync Unknown, does not count), and so its automated sync was
+    decided. Then nothing is refreshed but the apps whose refresh failed at that sha: those are
+    retried by every delivery. A sha another worker is refreshing right now counts as handled
+    (that worker records the outcome). What changed on an app's side (its spec edited, a new
+    app) goes through its own refresh (schedule_refresh), which never consults this; drift in
+    the cluster, through the periodic refresh. Without a ref (a generic webhook) every app is
+    refreshed, as before.
+    """
+    from . import polling
+
+    redis = django_rq.get_connection(queueing.SYNC_QUEUE)
+    redis.delete(queueing.repository_refresh_flag(repo_id, ref))
+    apps = [app for app in Application.objects.select_related("repository", "cluster", "project")
+            .filter(repository_id=repo_id) if tracks_ref(app, ref, default_branch)]
+    if not ref or not apps:
+        reconcile.refresh_many(apps, run_operation=lambda op: operations.run(op.pk))
+        return len(apps)
+    try:
+        refs = repositories.refs(apps[0].repository)
+    except Exception as exc:  # as refresh_many would: shown on each app, nothing recorded
+        for app in apps:
+            reconcile.record_failure(app, exc)
+        return len(apps)
+    now = polling.Handled(refs.get(ref, ""), refs.get(f"{ref}^{{}}", ""))
+    last = polling.handled(repo_id, ref)
+    if last is not None and last.sha == now.sha:
+        apps = [app for app in apps if app.pk in last.failed]  # only those still to retry
+        if not apps and last.failed:  # they no longer follow the ref (deleted, edited)
+            polling.record_handled(repo_id, ref, now)
+    claim = f"gitops-ui:repository-refreshing:{repo_id}:{ref}:{now.sha}"
+    if not apps or not redis.set(claim, 1, nx=True, ex=600):
+        return 0  # handled, or being handled by another worker
+    try:
+        # On the refs listed above: a push costs one ls-remote, not two.
+        reconcile.refresh_listed(apps, refs, run_operation=lambda op: operations.run(op.pk))
+        # Only a failed refresh leaves sync Unknown (reconcile.record_failure).
+        failed = tuple(sorted(app.pk for app in apps if app.sync_status == "Unknown"))
+        polling.record_handled(repo_id, ref, polling.Handled(now.sha, now.peeled, failed))
+    finally:
+        redis.delete(claim)
+    return len(apps)

@@ -1,0 +1,250 @@
+"""The dashboard's application pages: parse the request, call a service, render.
+
+Every action is a POST (CSRF) checked with the same permission as the API; buttons are only
+shown to users who hold it, and the server refuses anyone else anyway. A page's live parts are
+fragments of the same templates, fetched again by htmx when the websocket says something
+changed (templates/applications/*.html, static/js/live.js).
+"""
+from functools import wraps
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.contrib.auth.views import redirect_to_login
+from django.core.paginator import Paginator
+from django.db.models import Max
+from django.http import Http404, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.cache import patch_vary_headers
+from django.views.decorators.http import require_POST
+from django_htmx.http import HttpResponseClientRedirect
+
+from apps.core.access import Forbidden, require
+from apps.core.queues import QueueUnavailable
+
+from . import inspection, services
+from .api.serializers import SyncRequestSerializer
+from .filtersets import HEALTH_STATUSES, SORTS, SYNC_STATUSES, ApplicationFilterSet, status_counts
+from .models import Application, HistoryEntry, Operation
+from .rules import visible
+
+PAGE_SIZES = (25, 50, 100, 200)
+ACTIONS = {"sync": "applications.sync_application", "refresh": "applications.refresh_application",
+           "rollback": "applications.rollback_application",
+           "terminate": "applications.terminate_operation",
+           "delete": "applications.delete_application"}
+
+
+def signed_in(view):
+    """login_required, except that an htmx request of an expired session makes the whole page
+    go to the login page instead of swapping the login form into a fragment."""
+    @wraps(view)
+    def wrapper(request, *args, **kwargs):
+        if request.htmx and not request.user.is_authenticated:
+            return HttpResponseClientRedirect(redirect_to_login(request.htmx.current_url_abs_path or "/").url)
+        try:
+            response = login_required(view)(request, *args, **kwargs)
+        except Http404:
+            if not (request.htmx and "name" in kwargs):
+                raise
+            # A live fragment of an application deleted meanwhile: say so in its place.
+            response = render(request, "applications/_gone.html", {"name": kwargs["name"]})
+        # A page and its fragment share a URL: the browser's cache (the back button) must not
+        # hand one out for the other.
+        patch_vary_headers(response, ("HX-Request",))
+        return response
+    return wrapper
+
+
+# --- the list ----------------------------------------------------------------------------------
+@signed_in
+def application_list(request):
+    apps = visible(request.user, Application.objects.select_related("project", "repository", "cluster"))
+    filters = ApplicationFilterSet(request.GET, queryset=apps.annotate(last_synced=Max("history__deployed_at")))
+    # Ties (many apps share a status) broken by name, so no app hops between pages.
+    results = filters.qs.order_by(*(filters.qs.query.order_by or ["name"]), "name", "pk")
+    per_page = _int(request.GET.get("per_page"), 50)
+    page = Paginator(results, per_page if per_page in PAGE_SIZES else 50).get_page(request.GET.get("page"))
+    context = {
+        "page": page, "filters": filters, "params": request.GET, "counts": status_counts(request.GET, apps),
+        "view": "tiles" if request.GET.get("view") == "tiles" else "table",
+        "sort": request.GET.get("sort", "name"), "sorts": SORTS, "page_sizes": PAGE_SIZES,
+        "sync_statuses": SYNC_STATUSES, "health_statuses": HEALTH_STATUSES,
+        "choices": _filter_choices(apps), "any_visible": apps.exists(),
+        "filtered": any(request.GET.get(k) for k in ApplicationFilterSet.base_filters if k != "sort"),
+        "may_add": request.user.has_perm("applications.add_application"),
+    }
+    template = "applications/_results.html" if request.htmx and request.htmx.target == "results" \
+        else "applications/list.html"
+    return render(request, template, context)
+
+
+def _filter_choices(apps) -> dict:
+    def distinct(field):
+        return sorted(v for v in apps.order_by().values_list(field, flat=True).distinct() if v)
+    return {"project": distinct("project__name"), "cluster": distinct("cluster__name"),
+            "namespace": distinct("namespace"), "repository": distinct("repository__url")}
+
+
+def _int(value, default: int) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return default
+
+
+# --- one application ---------------------------------------------------------------------------
+def _visible_app(request, name) -> Application:
+    app = Application.objects.select_related("project", "repository", "cluster").filter(name=name).first()
+    if app is None or not request.user.has_perm("applications.view_application", app):
+        raise Http404(f"no application {name}")
+    return app
+
+
+def _may(user, app) -> dict:
+    return {action: user.has_perm(perm, app) for action, perm in ACTIONS.items()}
+
+
+def _live_context(request, app) -> dict:
+    operation = app.operations.select_related("initiated_by").first()
+    return {"app": app, "may": _may(request.user, app), "operation": operation,
+            "operation_active": operation is not None and operation.phase in Operation.ACTIVE,
+            "tree": inspection.resource_tree(app)}
+
+
+@signed_in
+def application_detail(request, name):
+    app = _visible_app(request, name)
+    context = _live_context(request, app)
+    part = request.GET.get("part") if request.htmx else None
+    if part == "live":
+        return render(request, "applications/_live.html", context)
+    if part == "sync":
+        if not context["may"]["sync"]:
+            return HttpResponse(status=403)
+        return render(request, "applications/_sync_form.html", context)
+    return render(request, "applications/detail.html", context)
+
+
+@signed_in
+def resource_diff(request, name):
+    app = _visible_app(request, name)
+    key = request.GET.get("key", "")
+    row = next((r for r in app.resources or [] if inspection.resource_key(r) == key), None)
+    if row is None:
+        raise Http404(f"{app.name} has no resource {key}")
+    try:
+        diff = inspection.resource_diff(app, key)
+    except services.ApplicationError as exc:
+        diff = {"error": str(exc)}
+    else:
+        diff["rows"] = inspection.differing_values(diff)
+        diff["live_lines"] = inspection.annotated_lines(diff["live"], diff["differences"])
+        diff["desired_lines"] = inspection.annotated_lines(diff["desired"], diff["differences"])
+    template = "applications/_diff.html" if request.htmx else "applications/diff.html"
+    return render(request, template, {"app": app, "row": row, "key": key, "diff": diff,
+                                      "events": inspection.resource_events(app, row),
+                                      "may": _may(request.user, app)})
+
+
+@signed_in
+def application_history(request, name):
+    app = _visible_app(request, name)
+    entries = list(app.history.select_related("operation", "operation__initiated_by"))
+    commits = inspection.commit_details(app, [e.sha for e in entries])
+    for entry in entries:
+        entry.commit = commits.get(entry.sha, {})
+    template = "applications/_history.html" if request.htmx else "applications/history.html"
+    return render(request, template, {"app": app, "entries": entries, "may": _may(request.user, app)})
+
+
+# --- actions -----------------------------------------------------------------------------------
+def action(perm_name: str):
+    """A POST-only action on one application: permission checked here (the buttons are only
+    hidden), domain errors shown as a message, then back to the application page."""
+    def decorate(view):
+        @signed_in
+        @require_POST
+        @wraps(view)
+        def wrapper(request, name):
+            app = _visible_app(request, name)
+            try:
+                require(request.user, ACTIONS[perm_name], app)
+                result = view(request, app)
+            except Forbidden as exc:
+                return HttpResponse(str(exc), status=403)
+            except (services.ApplicationError, QueueUnavailable) as exc:
+                messages.error(request, str(exc))
+                result = None
+            if request.htmx:  # the page stays; its live parts fetch themselves again
+                if result is not None:
+                    return HttpResponseClientRedirect(result.url)
+                response = render(request, "applications/_messages.html")
+                response["HX-Trigger"] = "app:changed"
+                return response
+            return result or redirect("applications:detail", name=app.name)
+        return wrapper
+    return decorate
+
+
+@action("sync")
+def sync(request, app):
+    form = SyncRequestSerializer(data={
+        "prune": request.POST.get("prune") == "on", "dry_run": request.POST.get("dry_run") == "on",
+        "resources": request.POST.getlist("resources"), "revision": request.POST.get("revision", "")})
+    if not form.is_valid():
+        messages.error(request, "; ".join(f"{field}: {' '.join(map(str, errors))}"
+                                          for field, errors in form.errors.items()))
+        return None
+    op = services.request_sync(app, request.user, **form.validated_data,
+                               apply_out_of_sync_only=request.POST.get("apply_out_of_sync_only") == "on",
+                               replace=request.POST.get("replace") == "on")
+    picked = len(op.options.get("resources", []))
+    what = f"{picked} selected resource{'s' if picked != 1 else ''}" if picked else "all resources"
+    messages.success(request, f"{'Dry run' if op.options['dry_run'] else 'Sync'} of {what} started.")
+    return None
+
+
+@action("refresh")
+def refresh(request, app):
+    services.schedule_refresh(app)
+    messages.success(request, "Refresh queued: the status below updates when it is done.")
+
+
+@action("rollback")
+def rollback(request, app):
+    entry = get_object_or_404(HistoryEntry, pk=_int(request.POST.get("history_id"), 0), application=app)
+    mode = request.POST.get("mode", "pin")
+    result = services.rollback(app, entry, request.user, mode=mode)
+    if isinstance(result, Operation):
+        messages.success(request, f"Rolling back to {entry.sha[:12]}; automated sync is off until you unpin.")
+    else:
+        messages.success(request, f"Committed revert {result[:12]} to Git; "
+                         + ("automated sync applies it." if app.automated else "sync to apply it."))
+
+
+@action("rollback")
+def unpin(request, app):
+    services.unpin(app)
+    messages.success(request, f"{app.name} follows {app.revision} again.")
+
+
+@action("terminate")
+def terminate(request, app):
+    op = get_object_or_404(Operation, pk=_int(request.POST.get("operation_id"), 0), application=app)
+    try:
+        services.terminate(op)
+    except services.OperationFinished as exc:
+        messages.info(request, str(exc))
+        return None
+    messages.success(request, f"Terminating the {op.kind}.")
+
+
+@action("delete")
+def delete(request, app):
+    cascade = services.deletion_policy(request.POST.get("cascade", services.FOREGROUND))
+    op = services.delete_application(app, request.user, cascade=cascade)
+    if op is None:
+        messages.success(request, f"Deleted {app.name}.")
+    else:
+        messages.success(request, f"Deleting {app.name} and its resources ({cascade}).")
+    return redirect("applications:list")
