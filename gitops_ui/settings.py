@@ -67,6 +67,7 @@ INSTALLED_APPS = [
     "apps.applications",
     "apps.audit",
     "apps.notifications",
+    "apps.registries",
 ]
 
 MIDDLEWARE = [

@@ -13,6 +13,10 @@ urlpatterns = [
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("applications/", include("apps.applications.urls")),
+    path("repositories/", include("apps.repositories.urls")),
+    path("clusters/", include("apps.clusters.urls")),
+    path("projects/", include("apps.applications.project_urls")),
+    path("account/", include("apps.accounts.urls")),
     path("audit/", audit_views.audit_log, name="audit"),
     path("admin/rq/", include("django_rq.urls")),
     path("admin/", admin.site.urls),
@@ -23,4 +27,5 @@ urlpatterns = [
     path("api/", include("apps.applications.api.urls")),
     path("api/", include("apps.audit.api.urls")),
     path("api/", include("apps.notifications.api.urls")),
+    path("api/", include("apps.registries.api.urls")),
 ]

@@ -16,7 +16,7 @@ from apps.engine.health import assess
 from apps.engine.resources import ResourceKey, key_of
 from apps.repositories import services as repositories
 
-from . import reconcile
+from . import reconcile, refreshing
 from .models import Application
 from .services import ApplicationError, _is_sha as is_sha
 
@@ -105,6 +105,11 @@ def resource_key(row: dict) -> str:
     return f"{row.get('group', '')}/{row['kind']}:{row.get('namespace', '')}/{row['name']}"
 
 
+def resource_row(app: Application, key: str) -> dict | None:
+    """The app's stored row of resource `key` (resource_key), None when it has none."""
+    return next((r for r in app.resources or [] if resource_key(r) == key), None)
+
+
 def resource_diff(app: Application, key: str) -> dict:
     """One resource compared now: {"live", "desired"} (desired = the live object as it would be
     after a sync, from the server's dry run, as the refresh compares), normalised the same way,
@@ -112,6 +117,8 @@ def resource_diff(app: Application, key: str) -> dict:
     if key not in {resource_key(r) for r in app.resources or []}:
         raise ApplicationError(f"{app.name} has no resource {key}")
     wanted = ResourceKey.parse(key)
+    if refreshing.renders_outdated(app.name):  # the worker forgets its own renders
+        reconcile.forget_renders(app)
     try:
         desired = reconcile.desired_state(app)
         engine = clusters.runtime(app.cluster).cluster  # its discovery is kept; no watch starts
@@ -165,6 +172,22 @@ def differing_values(diff: dict) -> list[dict]:
         for side in ("live", "desired"):
             value = value_at(diff.get(side), pointer) if diff.get(side) is not None else _ABSENT
             row[side] = "absent" if value is _ABSENT else _short_json(value)
+        rows.append(row)
+    return rows
+
+
+def differing_pointers(diff: dict) -> list[dict]:
+    """[{"pointer", "live", "desired"}] with the values themselves (the API's form of
+    differing_values); a side that lacks the field is left out."""
+    rows = []
+    for pointer in diff.get("differences", []):
+        if not pointer.startswith("/"):
+            continue
+        row = {"pointer": pointer}
+        for side in ("live", "desired"):
+            value = value_at(diff[side], pointer) if diff.get(side) is not None else _ABSENT
+            if value is not _ABSENT:
+                row[side] = value
         rows.append(row)
     return rows
 

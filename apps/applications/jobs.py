@@ -51,15 +51,16 @@ def _once(key, work, again) -> None:
                 log.warning("could not queue again %s", key, exc_info=True)
 
 
-def refresh(app_name: str):
+def refresh(app_name: str, hard: bool = False):
     def work():
         app = Application.objects.select_related("repository", "cluster", "project").filter(
             name=app_name).first()
         if app:
-            refreshing.refresh_now(app)
+            refreshing.refresh_now(app, hard=hard)
 
-    # Asked again while it ran: mostly watch events of the change it was making.
-    _once(("app", app_name), work,
+    # Asked again while it ran: mostly watch events of the change it was making. A hard refresh
+    # has its own key: merged into a plain one running, it would not render again.
+    _once(("app", app_name, hard), work,
           lambda: queueing.schedule_refresh_by_name(app_name, background=True))
 
 

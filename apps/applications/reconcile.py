@@ -35,6 +35,7 @@ from apps.engine.errors import ClusterError, EngineError
 from apps.engine.source import (HelmSpec, JsonnetSpec, JsonnetVar, KustomizeSpec, RenderTools,
                                 SourceSpec, detect_tool, export_paths, render)
 from apps.engine.source import chart as charts
+from apps.engine.source import helm_deps
 from apps.repositories import services as repositories
 
 from .models import Application, Operation
@@ -107,6 +108,14 @@ class _RenderMemo:
                 self.items.popitem(last=False)
         return value
 
+    def drop(self, matches) -> int:
+        """Forget the entries whose key `matches`; how many."""
+        with self.lock:
+            gone = [key for key in self.items if matches(key)]
+            for key in gone:
+                del self.items[key]
+        return len(gone)
+
 
 _renders = _RenderMemo()
 _detected_tools = _RenderMemo(size=4096)
@@ -144,17 +153,37 @@ def desired_state(app: Application, known_refs: dict | None = None, sha: str | N
 
 
 def chart_render_key(app: Application, version: str) -> tuple:
-    settings_key = hashlib.sha1(json.dumps([app.source, app.name, app.namespace],
-                                           sort_keys=True).encode()).hexdigest()
-    return (app.repository.url, settings_key, "chart", app.chart, version)
+    return (app.repository.url, _chart_settings_key(app), "chart", app.chart, version)
+
+
+def _chart_settings_key(app: Application) -> str:
+    return hashlib.sha1(json.dumps([app.source, app.name, app.namespace],
+                                   sort_keys=True).encode()).hexdigest()
+
+
+def _source_settings_key(app: Application) -> str:
+    return hashlib.sha1(json.dumps([app.path, app.tool, app.source, app.name, app.namespace],
+                                   sort_keys=True).encode()).hexdigest()
+
+
+def forget_renders(app: Application) -> None:
+    """For a hard refresh: the app's next render runs again, its chart and Helm dependencies
+    fetched again, instead of reusing what was rendered for the same commit or chart version.
+    That is how a change made without a commit shows (a chart or dependency re-published under
+    the same version, a newer release within an unlocked dependency's range). The fetched charts
+    are kept per repository and version, not per app: those of every app are fetched again."""
+    mine = {(app.repository.url, _chart_settings_key(app)),
+            (app.repository.url, _source_settings_key(app))}
+    _renders.drop(lambda key: key[:2] in mine)
+    charts.forget()
+    helm_deps.forget()
 
 
 def render_key(app: Application, root: Path, sha: str) -> tuple:
     """What the rendered manifests depend on. A plain directory depends only on its own files,
     so a commit elsewhere in the repository reuses the last render (and, the live state being
     the same, the last comparison). Kustomize and Helm may read outside their folder: per commit."""
-    settings_key = hashlib.sha1(json.dumps([app.path, app.tool, app.source, app.name, app.namespace],
-                                           sort_keys=True).encode()).hexdigest()
+    settings_key = _source_settings_key(app)
     folder = (root / (app.path or ".")).resolve()
     if not folder.is_dir() or not folder.is_relative_to(root.resolve()):
         return (app.repository.url, settings_key, "commit", sha)
@@ -286,13 +315,15 @@ def record_failure(app: Application, exc: Exception, target_sha: str = "") -> No
 
 
 # --- refresh -----------------------------------------------------------------------------------
-def refresh(app: Application, known_refs: dict | None = None, auto_sync: bool = True
-            ) -> Operation | None:
+def refresh(app: Application, known_refs: dict | None = None, auto_sync: bool = True,
+            hard: bool = False) -> Operation | None:
     """Compare the app with Git and the cluster, save its status; return an automated sync
     operation (created, not yet run) when the sync policy calls for one. Never raises: every
-    failure is recorded on the app (record_failure)."""
+    failure is recorded on the app (record_failure). `hard`: render again (forget_renders)."""
     sha = ""
     try:
+        if hard:
+            forget_renders(app)
         sha = resolve_revision(app, known_refs)
         desired = desired_state(app, sha=sha)
         comparison = compare(app, desired)

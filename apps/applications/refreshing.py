@@ -2,6 +2,7 @@
 the apps a push to a repository can move (with the already-handled shortcut of polling.py)."""
 from __future__ import annotations
 
+import uuid
 import zlib
 from contextlib import suppress
 from datetime import timedelta
@@ -21,13 +22,46 @@ from .models import Application, Operation
 DUE_REFRESH_CLAIM = 300  # seconds: longest a repository's periodic refresh job is waited for
 
 
-def refresh_now(app: Application) -> Operation | None:
+def hard_refresh_flag(app_name: str) -> str:
+    # Its own flag: a hard refresh asked for is not merged into a plain one already queued.
+    return queueing.refresh_flag(app_name) + ":hard"
+
+
+def mark_hard_refresh(app_name: str) -> None:
+    """Note in Redis that a hard refresh of the app was asked for, so that the web processes,
+    which render for the diff view with their own cache, render again too (renders_outdated)."""
+    django_rq.get_connection(queueing.SYNC_QUEUE).set(
+        _hard_refresh_mark(app_name), uuid.uuid4().hex, ex=7 * 86400)
+
+
+def renders_outdated(app_name: str) -> bool:
+    """Whether a hard refresh of the app was asked for since this process last looked."""
+    try:
+        mark = django_rq.get_connection(queueing.SYNC_QUEUE).get(_hard_refresh_mark(app_name))
+    except REDIS_DOWN:
+        return False  # the diff view still works; at worst it shows the last render
+    if mark is None or _hard_refresh_seen.get(app_name) == mark:
+        return False
+    _hard_refresh_seen[app_name] = mark
+    return True
+
+
+def _hard_refresh_mark(app_name: str) -> str:
+    return f"gitops-ui:hard-refreshed:{app_name}"
+
+
+_hard_refresh_seen: dict[str, bytes] = {}
+
+
+def refresh_now(app: Application, hard: bool = False) -> Operation | None:
     """Refresh in this process; an automated sync it calls for runs right away too. A failure,
-    a bug included, ends up as a condition on the app (reconcile.refresh never raises)."""
+    a bug included, ends up as a condition on the app (reconcile.refresh never raises).
+    `hard`: render again, ignoring the renders of the same commit (reconcile.forget_renders)."""
     # Cleared first: a push arriving during this refresh must schedule another one.
-    django_rq.get_connection(queueing.SYNC_QUEUE).delete(queueing.refresh_flag(app.name),
-                                                queueing.refresh_flag(app.name, background=True))
-    op = reconcile.refresh(app)
+    django_rq.get_connection(queueing.SYNC_QUEUE).delete(
+        queueing.refresh_flag(app.name), queueing.refresh_flag(app.name, background=True),
+        *([hard_refresh_flag(app.name)] if hard else []))
+    op = reconcile.refresh(app, hard=hard)
     if op:
         operations.run(op.pk)
     return op

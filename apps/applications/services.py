@@ -387,9 +387,19 @@ def _is_sha(revision: str) -> bool:
 # --- refresh -----------------------------------------------------------------------------------
 
 
-def schedule_refresh(app: Application) -> None:
+def schedule_refresh(app: Application, *, hard: bool = False) -> None:
     """Refresh soon, as someone asked (API, page, admin): recorded in the audit log. Internal
-    refreshes call queueing.schedule_refresh_by_name."""
+    refreshes call queueing.schedule_refresh_by_name. `hard`: render the manifests again,
+    fetching charts and Helm dependencies again, for what changed without a commit."""
+    if hard:
+        from .refreshing import hard_refresh_flag, mark_hard_refresh
+
+        queueing.queue_once(hard_refresh_flag(app.name), "apps.applications.jobs.refresh",
+                            app.name, True)
+        with queue_errors("the hard refresh"):
+            mark_hard_refresh(app.name)
+        audit.record("application.refresh", app, details={"hard": True})
+        return
     queueing.schedule_refresh_by_name(app.name)
     audit.record("application.refresh", app)
 

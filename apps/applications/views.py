@@ -18,10 +18,10 @@ from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
-from apps.core.access import Forbidden, require
+from apps.core.access import Forbidden, refusal, require
 from apps.core.queues import QueueUnavailable
 
-from . import inspection, services
+from . import forms, inspection, services, spec
 from .api.serializers import SyncRequestSerializer
 from .filtersets import HEALTH_STATUSES, SORTS, SYNC_STATUSES, ApplicationFilterSet, status_counts
 from .models import Application, HistoryEntry, Operation
@@ -31,7 +31,7 @@ PAGE_SIZES = (25, 50, 100, 200)
 ACTIONS = {"sync": "applications.sync_application", "refresh": "applications.refresh_application",
            "rollback": "applications.rollback_application",
            "terminate": "applications.terminate_operation",
-           "delete": "applications.delete_application"}
+           "delete": "applications.delete_application", "edit": "applications.change_application"}
 
 
 def signed_in(view):
@@ -157,6 +157,66 @@ def application_history(request, name):
     return render(request, template, {"app": app, "entries": entries, "may": _may(request.user, app)})
 
 
+# --- new application and App details ----------------------------------------------------------
+NEW_APP_DEFAULTS = {"revision": "HEAD", "path": ".", "retry_limit": 2, "sync_options": []}
+
+
+@signed_in
+def application_new(request):
+    if not request.user.has_perm("applications.add_application"):
+        return HttpResponse(refusal(request.user, "applications.add_application"), status=403)
+    values, errors = dict(NEW_APP_DEFAULTS), {}
+    if request.method == "POST":
+        values = forms.typed(request.POST)
+        data, errors = forms.validate(values)
+        if data is not None:
+            try:
+                # The project comes with the form: the role is checked in that project.
+                require(request.user, "applications.add_application", Application(project=data["project"]))
+                app = services.create_application(**data)
+            except Forbidden as exc:
+                return HttpResponse(str(exc), status=403)
+            except spec.InvalidSpec as exc:
+                errors = forms.spec_error(exc)
+            except services.ApplicationError as exc:
+                errors = {"non_field_errors": [str(exc)]}
+            else:
+                messages.success(request, f"Created {app.name}; its first refresh is on the way.")
+                return redirect("applications:detail", name=app.name)
+    return render(request, "applications/form.html",
+                  {"values": values, "errors": errors, "choices": forms.choices(request.user)})
+
+
+@signed_in
+def application_edit(request, name):
+    app = _visible_app(request, name)
+    if not request.user.has_perm("applications.change_application", app):
+        return HttpResponse(refusal(request.user, "applications.change_application", app), status=403)
+    values, errors = forms.initial(app), {}
+    if request.method == "POST":
+        values = {**forms.typed(request.POST), "name": app.name}
+        data, errors = forms.validate(values, instance=app)
+        if data is not None:
+            try:
+                if data["project"].pk != app.project_id:  # moving it: admin of the new project too
+                    require(request.user, "applications.add_application", Application(project=data["project"]))
+                services.update_application(app, **data)
+            except Forbidden as exc:
+                return HttpResponse(str(exc), status=403)
+            except spec.InvalidSpec as exc:
+                errors = forms.spec_error(exc)
+            except services.ApplicationError as exc:
+                errors = {"non_field_errors": [str(exc)]}
+            else:
+                messages.success(request, f"Saved {app.name}; it is refreshed with the new settings.")
+                return redirect("applications:detail", name=app.name)
+    choices = forms.choices(request.user)
+    if app.project.name not in choices["projects"]:
+        choices["projects"].insert(0, app.project.name)
+    return render(request, "applications/form.html",
+                  {"app": app, "values": values, "errors": errors, "choices": choices})
+
+
 # --- actions -----------------------------------------------------------------------------------
 def action(perm_name: str):
     """A POST-only action on one application: permission checked here (the buttons are only
@@ -206,8 +266,10 @@ def sync(request, app):
 
 @action("refresh")
 def refresh(request, app):
-    services.schedule_refresh(app)
-    messages.success(request, "Refresh queued: the status below updates when it is done.")
+    hard = request.POST.get("hard") == "true"
+    services.schedule_refresh(app, hard=hard)
+    messages.success(request, f"{'Hard refresh' if hard else 'Refresh'} queued: the status below "
+                              "updates when it is done.")
 
 
 @action("rollback")

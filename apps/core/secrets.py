@@ -21,6 +21,10 @@ def _turned_on(old, new) -> bool:
     return bool(new) and not old
 
 
+def _turned_off(old, new) -> bool:
+    return bool(old) and not new
+
+
 @dataclass(frozen=True)
 class Address:
     field: str
@@ -49,6 +53,11 @@ GUARDED: dict[str, tuple[GuardedSecret, ...]] = {
         Address("url", "the URL"),
         Address("ssh_known_hosts", "known_hosts"),  # which host the key is shown to
     ))),
+    "registries.Registry": (GuardedSecret("password", "password", (
+        Address("url", "the URL"),
+        Address("ca_data", "the CA"),
+        Address("verify_tls", "TLS verification (turned off)", _turned_off),
+    )),),
 }
 
 

@@ -152,3 +152,82 @@ class SyncRequestSerializer(serializers.Serializer):
 class RollbackRequestSerializer(serializers.Serializer):
     history_id = serializers.PrimaryKeyRelatedField(queryset=HistoryEntry.objects.all())
     mode = serializers.ChoiceField(choices=["pin", "git"], default="pin")
+
+
+# --- inspecting resources (resource-tree, resource, events) ------------------------------------
+NAME_PART = re.compile(r"^[^/:\s]+$")
+
+
+class ResourceQuerySerializer(serializers.Serializer):
+    """Which resource of the application: ?group=&kind=&namespace=&name= (group empty for the
+    core API, namespace empty for a cluster-scoped kind), as in the app's resources list."""
+
+    group = serializers.CharField(required=False, allow_blank=True, default="")
+    kind = serializers.CharField()
+    namespace = serializers.CharField(required=False, allow_blank=True, default="")
+    name = serializers.CharField()
+
+    def validate(self, data):
+        wrong = [f for f, v in data.items() if v and not NAME_PART.match(v)]
+        if wrong:
+            raise serializers.ValidationError(
+                {f: "must not hold '/', ':' or spaces" for f in wrong})
+        return data
+
+
+class OwnedObjectSerializer(serializers.Serializer):
+    kind = serializers.CharField()
+    name = serializers.CharField()
+    health = serializers.CharField()
+    health_message = serializers.CharField()
+    children = serializers.ListField(child=serializers.DictField(), help_text="owned objects, "
+                                     "the same shape (a ReplicaSet's Pods)")
+
+
+class ResourceNodeSerializer(serializers.Serializer):
+    key = serializers.CharField(help_text="group/kind:namespace/name")
+    group = serializers.CharField()
+    kind = serializers.CharField()
+    namespace = serializers.CharField()
+    name = serializers.CharField()
+    status = serializers.CharField(help_text="sync status: Synced, OutOfSync")
+    health = serializers.CharField()
+    health_message = serializers.CharField()
+    requires_pruning = serializers.BooleanField()
+    differences = serializers.ListField(child=serializers.CharField())
+    error = serializers.CharField()
+    children = OwnedObjectSerializer(many=True, help_text="owned objects (ownerReferences)")
+
+
+class ResourceTreeSerializer(serializers.Serializer):
+    resources = ResourceNodeSerializer(many=True)
+    error = serializers.CharField(help_text="why owned objects are left out; empty when shown")
+
+
+class DifferenceSerializer(serializers.Serializer):
+    pointer = serializers.CharField(help_text="JSON pointer of a field that differs")
+    live = serializers.JSONField(required=False, help_text="absent: the live object lacks it")
+    desired = serializers.JSONField(required=False, help_text="absent: Git lacks it")
+
+
+class ResourceDetailSerializer(serializers.Serializer):
+    resource = ResourceNodeSerializer()
+    sha = serializers.CharField(help_text="the commit (chart: version) the desired state is from")
+    live = serializers.JSONField(allow_null=True, help_text="null: not in the cluster")
+    desired = serializers.JSONField(allow_null=True, help_text="null: not in Git (to prune)")
+    differences = DifferenceSerializer(many=True)
+    summary = serializers.ListField(child=serializers.CharField(), help_text=
+                                    "the differing pointers, or (missing) / (not in Git)")
+
+
+class KubeEventSerializer(serializers.Serializer):
+    type = serializers.CharField()
+    reason = serializers.CharField()
+    message = serializers.CharField()
+    count = serializers.IntegerField()
+    last_seen = serializers.CharField()
+
+
+class RefreshRequestSerializer(serializers.Serializer):
+    hard = serializers.BooleanField(required=False, default=False, help_text=
+                                    "render again, ignoring rendered manifests and fetched charts")

@@ -1,10 +1,12 @@
 from django.conf import settings
+from django.db.models import Max
 from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (OpenApiParameter, OpenApiResponse, PolymorphicProxySerializer,
                                    extend_schema, extend_schema_view, inline_serializer)
 from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
@@ -12,21 +14,35 @@ from rest_framework.views import APIView
 
 from apps.core.access import require
 
-from .. import services, webhooks
+from .. import inspection, services, webhooks
+from ..filtersets import HEALTH_STATUSES, SORTS, SYNC_STATUSES, ApplicationFilterSet
 from ..models import Application, Operation, Project
 from ..rules import visible
 from . import webhook
-from .serializers import (ApplicationSerializer, HistoryEntrySerializer, OperationSerializer,
-                          ProjectSerializer, RollbackRequestSerializer, SyncRequestSerializer)
-
-FILTERS = ("sync", "health", "project", "search")
+from .serializers import (ApplicationSerializer, HistoryEntrySerializer, KubeEventSerializer,
+                          OperationSerializer, ProjectSerializer, RefreshRequestSerializer,
+                          ResourceDetailSerializer, ResourceQuerySerializer,
+                          ResourceTreeSerializer, RollbackRequestSerializer, SyncRequestSerializer)
 
 # Request and response shapes of the actions, for the OpenAPI schema (/api/schema/).
-LIST_FILTERS = [OpenApiParameter("sync", description="sync status, e.g. OutOfSync"),
-                OpenApiParameter("health", description="health status, e.g. Degraded"),
+LIST_FILTERS = [OpenApiParameter("sync", enum=SYNC_STATUSES,
+                                 description="sync status (any case), e.g. OutOfSync"),
+                OpenApiParameter("health", enum=HEALTH_STATUSES,
+                                 description="health status (any case), e.g. Degraded"),
                 OpenApiParameter("project", description="project name"),
+                OpenApiParameter("cluster", description="cluster name"),
+                OpenApiParameter("namespace", description="destination namespace"),
+                OpenApiParameter("repository", description="repository URL"),
                 OpenApiParameter("search", description="part of the name, repository URL, "
-                                                       "namespace or path")]
+                                                       "namespace or path"),
+                OpenApiParameter("sort", description="a field, `-` first for descending: "
+                                                     + ", ".join(SORTS))]
+RESOURCE_QUERY = [OpenApiParameter("group", description="API group, empty for the core API"),
+                  OpenApiParameter("kind", required=True),
+                  OpenApiParameter("namespace", description="empty for a cluster-scoped kind"),
+                  OpenApiParameter("name", required=True)]
+UNKNOWN_RESOURCE = OpenApiResponse(description="no such application, or the application has "
+                                               "no such resource")
 DELETION_STARTED = inline_serializer("DeletionStarted", {
     "application": serializers.CharField(), "cascade": serializers.CharField(),
     "operation": OperationSerializer()})
@@ -70,12 +86,15 @@ class ApplicationViewSet(viewsets.ModelViewSet):
         "rollback": "applications.rollback_application",
         "unpin": "applications.rollback_application",
         "operations": "applications.view_application", "history": "applications.view_application",
-        "resources": "applications.view_application"}
+        "resources": "applications.view_application",
+        "resource_tree": "applications.view_application",
+        "resource": "applications.view_application", "events": "applications.view_application"}
 
     def get_queryset(self):
-        params = self.request.query_params if self.action == "list" else {}
-        apps = services.list_applications(**{k: params.get(k, "").strip() for k in FILTERS})
-        return visible(self.request.user, apps)
+        apps = visible(self.request.user, services.list_applications())
+        if self.action != "list":
+            return apps
+        return _filtered(self.request.query_params, apps)
 
     def perform_create(self, serializer):
         # The project comes with the request: the role is checked in that project.
@@ -117,13 +136,19 @@ class ApplicationViewSet(viewsets.ModelViewSet):
         op = services.request_sync(self.get_object(), request.user, **options)
         return Response(OperationSerializer(op).data, status=status.HTTP_202_ACCEPTED)
 
-    @extend_schema(request=None, responses={202: REFRESH_QUEUED})
+    @extend_schema(request=RefreshRequestSerializer, responses={202: REFRESH_QUEUED},
+                   parameters=[OpenApiParameter("hard", bool, description="as the body's hard")])
     @action(detail=True, methods=["post"])
     def refresh(self, request, name=None):
-        """Compare with Git and the cluster again, soon, in a worker."""
+        """Compare with Git and the cluster again, soon, in a worker. Hard (?hard=true or
+        {"hard": true}): render the manifests again instead of reusing those of the same commit,
+        and fetch charts and Helm dependencies again, for what changed without a commit."""
+        params = request.query_params
+        options = _valid(RefreshRequestSerializer, request,
+                         {"hard": params["hard"]} if "hard" in params else None)
         app = self.get_object()
-        services.schedule_refresh(app)
-        return Response({"application": app.name, "refresh": "queued"},
+        services.schedule_refresh(app, hard=options["hard"])
+        return Response({"application": app.name, "refresh": "hard" if options["hard"] else "queued"},
                         status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(request=RollbackRequestSerializer, responses={202: PolymorphicProxySerializer(
@@ -175,6 +200,47 @@ class ApplicationViewSet(viewsets.ModelViewSet):
         """The application's resources with their sync and health status, and why each one is
         OutOfSync."""
         return Response(self.get_object().resources)
+
+    @extend_schema(responses={200: ResourceTreeSerializer})
+    @action(detail=True, methods=["get"], url_path="resource-tree")
+    def resource_tree(self, request, name=None):
+        """The resources of the last refresh, each with the objects it owns in the cluster
+        (ReplicaSets, Pods, Jobs, from ownerReferences) and their health. The cluster not
+        answering leaves the owned objects out and says why in `error`."""
+        app = self.get_object()
+        nodes = inspection.resource_tree(app)
+        return Response({"resources": nodes, "error": app.tree_error})
+
+    @extend_schema(parameters=RESOURCE_QUERY,
+                   responses={200: ResourceDetailSerializer, 404: UNKNOWN_RESOURCE})
+    @action(detail=True, methods=["get"])
+    def resource(self, request, name=None):
+        """One resource compared now: its live manifest, its desired manifest (as the server's
+        dry run of Git's would leave it) and the JSON pointers that differ, with both values."""
+        app, row = self._resource_row(request)
+        diff = inspection.resource_diff(app, inspection.resource_key(row))
+        return Response({"resource": {**row, "key": inspection.resource_key(row), "children": []},
+                         "sha": diff["sha"], "live": diff["live"], "desired": diff["desired"],
+                         "differences": inspection.differing_pointers(diff),
+                         "summary": diff["differences"]})
+
+    @extend_schema(parameters=RESOURCE_QUERY,
+                   responses={200: KubeEventSerializer(many=True), 404: UNKNOWN_RESOURCE})
+    @action(detail=True, methods=["get"])
+    def events(self, request, name=None):
+        """The Kubernetes Events of one resource, newest first (empty when the cluster does
+        not answer or the kind is cluster-scoped)."""
+        app, row = self._resource_row(request)
+        return Response(inspection.resource_events(app, row))
+
+    def _resource_row(self, request) -> tuple[Application, dict]:
+        query = _valid(ResourceQuerySerializer, request, request.query_params)
+        app = self.get_object()
+        key = inspection.resource_key(query)
+        row = inspection.resource_row(app, key)
+        if row is None:
+            raise NotFound(f"{app.name} has no resource {key} (see its resource-tree)")
+        return app, row
 
 
 @extend_schema_view(list=extend_schema(parameters=[
@@ -253,7 +319,26 @@ class WebhookSettingsView(APIView):
         return response
 
 
-def _valid(serializer_class, request) -> dict:
-    serializer = serializer_class(data=request.data)
+def _valid(serializer_class, request, data=None) -> dict:
+    serializer = serializer_class(data=request.data if data is None else data)
     serializer.is_valid(raise_exception=True)
     return serializer.validated_data
+
+
+def _filtered(params, apps):
+    """The list's filters, those of the list page (ApplicationFilterSet); a value no
+    application can have is refused, naming the parameter."""
+    wrong = {field: f"must be one of {', '.join(allowed)}"
+             for field, allowed in (("sync", SYNC_STATUSES), ("health", HEALTH_STATUSES))
+             if params.get(field, "").strip()
+             and params[field].strip().lower() not in {s.lower() for s in allowed}}
+    if wrong:
+        raise ValidationError(wrong)
+    if "synced" in params.get("sort", ""):
+        apps = apps.annotate(last_synced=Max("history__deployed_at"))
+    filters = ApplicationFilterSet(params, queryset=apps)
+    if not filters.is_valid():
+        raise ValidationError({field: [str(e) for e in errors]
+                               for field, errors in filters.errors.items()})
+    # Ties (many apps share a status) broken by name, so no app hops between pages.
+    return filters.qs.order_by(*(filters.qs.query.order_by or ["name"]), "name", "pk")

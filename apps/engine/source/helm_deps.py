@@ -257,3 +257,8 @@ class _BuiltCharts:
 
 
 _built = _BuiltCharts()
+
+
+def forget() -> None:
+    """Drop the dependencies built (a hard refresh: fetch them again)."""
+    _built.clear()
