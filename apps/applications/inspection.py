@@ -164,16 +164,10 @@ def value_at(doc, pointer: str):
 def differing_values(diff: dict) -> list[dict]:
     """[{"pointer", "live", "desired"}] with each value as short JSON text ("absent" when one
     side lacks the field): the why-OutOfSync table of the diff view."""
-    rows = []
-    for pointer in diff.get("differences", []):
-        if not pointer.startswith("/"):
-            continue
-        row = {"pointer": pointer}
-        for side in ("live", "desired"):
-            value = value_at(diff.get(side), pointer) if diff.get(side) is not None else _ABSENT
-            row[side] = "absent" if value is _ABSENT else _short_json(value)
-        rows.append(row)
-    return rows
+    return [{"pointer": row["pointer"],
+             **{side: _short_json(row[side]) if side in row else "absent"
+                for side in ("live", "desired")}}
+            for row in differing_pointers(diff)]
 
 
 def differing_pointers(diff: dict) -> list[dict]:

@@ -170,17 +170,16 @@ def application_new(request):
         values = forms.typed(request.POST)
         data, errors = forms.validate(values)
         if data is not None:
-            try:
+            def create():
                 # The project comes with the form: the role is checked in that project.
-                require(request.user, "applications.add_application", Application(project=data["project"]))
-                app = services.create_application(**data)
+                require(request.user, "applications.add_application",
+                        Application(project=data["project"]))
+                return services.create_application(**data)
+            try:
+                app, errors = _saved(create)
             except Forbidden as exc:
                 return HttpResponse(str(exc), status=403)
-            except spec.InvalidSpec as exc:
-                errors = forms.spec_error(exc)
-            except services.ApplicationError as exc:
-                errors = {"non_field_errors": [str(exc)]}
-            else:
+            if not errors:
                 messages.success(request, f"Created {app.name}; its first refresh is on the way.")
                 return redirect("applications:detail", name=app.name)
     return render(request, "applications/form.html",
@@ -197,17 +196,16 @@ def application_edit(request, name):
         values = {**forms.typed(request.POST), "name": app.name}
         data, errors = forms.validate(values, instance=app)
         if data is not None:
-            try:
+            def update():
                 if data["project"].pk != app.project_id:  # moving it: admin of the new project too
-                    require(request.user, "applications.add_application", Application(project=data["project"]))
-                services.update_application(app, **data)
+                    require(request.user, "applications.add_application",
+                            Application(project=data["project"]))
+                return services.update_application(app, **data)
+            try:
+                _, errors = _saved(update)
             except Forbidden as exc:
                 return HttpResponse(str(exc), status=403)
-            except spec.InvalidSpec as exc:
-                errors = forms.spec_error(exc)
-            except services.ApplicationError as exc:
-                errors = {"non_field_errors": [str(exc)]}
-            else:
+            if not errors:
                 messages.success(request, f"Saved {app.name}; it is refreshed with the new settings.")
                 return redirect("applications:detail", name=app.name)
     choices = forms.choices(request.user)
@@ -215,6 +213,16 @@ def application_edit(request, name):
         choices["projects"].insert(0, app.project.name)
     return render(request, "applications/form.html",
                   {"app": app, "values": values, "errors": errors, "choices": choices})
+
+
+def _saved(save):
+    """(what save() returned, {}) or (None, the errors to show on the form)."""
+    try:
+        return save(), {}
+    except spec.InvalidSpec as exc:
+        return None, forms.spec_error(exc)
+    except services.ApplicationError as exc:
+        return None, {"non_field_errors": [str(exc)]}
 
 
 # --- actions -----------------------------------------------------------------------------------

@@ -8,12 +8,11 @@ account's secret is only ever returned to the caller.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 import requests
 
-from .oci import (NotFound, RegistryError, Unauthorized, Unreachable, base_url, check_repository,
-                  session)
+from .oci import HTTPClient, NotFound, RegistryError, Unauthorized, Unreachable, check_repository
 
 API = "/api/v2.0"
 PAGE_SIZE = 100
@@ -40,23 +39,10 @@ class RobotAccount:
     expires_at: int = -1
 
 
-class HarborClient:
-    def __init__(self, url: str, username: str, password: str, *, verify: bool = True,
-                 ca_pem: str = "", timeout: float = 10, name: str = ""):
-        self.url = base_url(url)
-        self.name = name or urlsplit(self.url).netloc
+class HarborClient(HTTPClient):
+    def __init__(self, url: str, username: str, password: str, **options):
+        super().__init__(url, **options)
         self._auth = (username, password)
-        self.timeout = timeout
-        self.session = session(verify, ca_pem)
-
-    def close(self) -> None:
-        self.session.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
     # --- projects -------------------------------------------------------------------------
     def project(self, name: str) -> dict | None:

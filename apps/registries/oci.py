@@ -147,17 +147,13 @@ class Manifest:
     body: bytes
 
 
-class OCIClient:
-    """One registry, one set of credentials. Bearer tokens are kept per scope for the client's
-    lifetime (short: one service call)."""
+class HTTPClient:
+    """A registry's address and its own HTTP session (TLS as configured), closed after use."""
 
-    def __init__(self, url: str, username: str = "", password: str = "", *, verify: bool = True,
-                 ca_pem: str = "", timeout: float = 10, name: str = ""):
+    def __init__(self, url: str, *, verify: bool = True, ca_pem: str = "", timeout: float = 10,
+                 name: str = ""):
         self.url = base_url(url)
         self.name = name or urlsplit(self.url).netloc
-        self._credentials = (username, password) if username else None
-        self._tokens: dict[str, str] = {}
-        self._basic = False  # the registry asked for basic auth: send it up front from now on
         self.timeout = timeout
         self.session = session(verify, ca_pem)
 
@@ -169,6 +165,17 @@ class OCIClient:
 
     def __exit__(self, *exc):
         self.close()
+
+
+class OCIClient(HTTPClient):
+    """One registry, one set of credentials. Bearer tokens are kept per scope for the client's
+    lifetime (short: one service call)."""
+
+    def __init__(self, url: str, username: str = "", password: str = "", **options):
+        super().__init__(url, **options)
+        self._credentials = (username, password) if username else None
+        self._tokens: dict[str, str] = {}
+        self._basic = False  # the registry asked for basic auth: send it up front from now on
 
     # --- the API --------------------------------------------------------------------------
     def ping(self) -> None:
