@@ -14,6 +14,9 @@ Measurements (--only picks some; default all):
   flood       --flood-deliveries GitLab deliveries (distinct UUIDs) in --flood-seconds for one
               commit: ls-remote calls and app refreshes they cost, and webhook → applied of
               new commits during the flood vs at rest (benchmarks/flood.py)
+  pages       with --page-apps (1,000) applications in the database: list page and list API,
+              sequential, then with --readers concurrent readers while /healthz is probed;
+              the big app's page when big-app ran too (benchmarks/pages.py)
 """
 from __future__ import annotations
 
@@ -22,10 +25,11 @@ import signal
 import sys
 import traceback
 
-from . import flood, machine, polling, report, scenarios, workload
+from . import flood, machine, pages, polling, report, scenarios, workload
 from .system import System, log
 
-ALL = ("latency", "first-sync", "refresh", "big-app", "memory", "profile", "polling", "flood")
+ALL = ("latency", "first-sync", "refresh", "big-app", "memory", "profile", "polling", "flood",
+       "pages")
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -45,6 +49,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         help="webhook deliveries of the flood (1000)")
     parser.add_argument("--flood-seconds", type=float, default=60,
                         help="seconds the flood's deliveries are spread over (60)")
+    parser.add_argument("--page-apps", type=int, default=1000,
+                        help="applications in the database for the pages measurement (1000)")
+    parser.add_argument("--readers", type=int, default=50,
+                        help="concurrent readers of the pages measurement (50)")
+    parser.add_argument("--readers-seconds", type=float, default=20,
+                        help="seconds the concurrent readers run (20)")
     parser.add_argument("--sync-timeout", type=float, default=1200,
                         help="seconds to wait for the first sync of N apps (1200)")
     args = parser.parse_args(argv)
@@ -130,6 +140,15 @@ def main(argv: list[str]) -> int:
             if "big-app" in sel:
                 results["profile_big_app"] = scenarios.big_app(ctx, args.big, name="bigprof",
                                                                profile=True)
+        if "pages" in sel:  # after big-app, whose app page it times; the launcher serves it;
+            # before the memory filler, whose objects a new launcher would load
+            if not system.launcher_running():
+                log("starting the launcher for the pages…")
+                system.start_launcher()
+            results["pages"] = pages.run(ctx, args.page_apps, readers=args.readers,
+                                         seconds=args.readers_seconds,
+                                         big_app=scenarios.BIG_APP if "big-app" in sel else None)
+            system.stop_launcher()
         if "memory" in sel:
             mem = results.setdefault("memory", {})
             mem["filler"] = scenarios.fill(ctx, args.min_objects + 200)

@@ -77,6 +77,32 @@ def rows(data: dict) -> list[tuple[str, str, str]]:
                     f"{_s(big['operation_s'], digits=1)} operation, "
                     f"{_s(big['total_with_refresh_s'], digits=1)} incl. refresh after "
                     f"({big['phase']}, {big['objects_in_cluster']} in cluster)", "≤ 60 s"))
+    pg = r.get("pages")
+    if pg:
+        t, how = pg["targets"], "client wall time, loopback, daphne"
+
+        def p50_p95(ms):
+            return f"p50 {_s(ms['p50'], 'ms', 0)}, p95 {_s(ms['p95'], 'ms', 0)} (n={ms['n']})"
+
+        for key, label in (("list_page", "list page /applications/, signed in"),
+                           ("list_api", "list API /api/applications/, token")):
+            st = pg[key].get("server_timing_ms")
+            out.append((f"{label}, {pg['apps_in_database']} apps ({how})",
+                        p50_p95(pg[key]["wall_ms"])
+                        + (f"; Server-Timing p50 {_s(st['p50'], 'ms', 0)}" if st else ""),
+                        f"p50 ≤ {t['p50_ms']} ms, p95 ≤ {t['p95_ms']} ms"))
+        c = pg["concurrent"]
+        out.append((f"  … with {c['readers']} concurrent readers ({c['seconds']:g} s): page; API",
+                    f"{p50_p95(c['page_ms'])}; {p50_p95(c['api_ms'])}; {c['requests_per_s']} "
+                    f"req/s, {c['errors']} errors; CPU-s: launcher {c['cpu_s']['launcher']}, PostgreSQL "
+                    f"{c['cpu_s'].get('postgres')}, readers {c['cpu_s']['readers']}",
+                    f"p95 ≤ {t['concurrent_p95_ms']} ms"))
+        out.append(("  … /healthz meanwhile (every 0.2 s)", p50_p95(c["healthz_ms"]),
+                    f"≤ {t['healthz_ms']} ms"))
+        bp = pg["big_app_page"]
+        out.append((f"app page, one app × {bp.get('resources', 1000)} resources ({how})",
+                    p50_p95(bp["wall_ms"]) if "wall_ms" in bp else f"skipped: {bp['skipped']}",
+                    f"≤ {t['p95_ms']} ms"))
     pr = r.get("profile_push_refresh")
     if pr:
         out.append((f"one push: refresh_repository of {pr['apps']} apps in-process (profiled)",

@@ -38,7 +38,7 @@ from apps.engine.errors import EngineError, ResourceError
 from apps.engine.resources import annotations, group_of, kind_rank, sync_options, sync_wave
 from apps.engine.sync import ResourceResult
 
-from . import reconcile
+from . import reconcile, rendering
 from .models import Application, Operation
 from .operations import claimed, publish_operation
 
@@ -139,7 +139,7 @@ def _rendered_kinds(app: Application) -> set[tuple[str, str]]:
     if not app.target_sha:
         return set()
     try:  # rendered before by refreshes: usually a memo lookup in this process
-        desired = reconcile.desired_state(app, sha=app.target_sha)
+        desired = rendering.desired_state(app, sha=app.target_sha)
     except Exception as exc:  # a deletion must not depend on Git: the resource list suffices
         log.info("deletion of %s goes without its rendered manifests: %s", app.name,
                  reconcile.describe_unexpected(exc) if not isinstance(exc, EngineError) else exc)

@@ -16,7 +16,7 @@ from apps.engine.health import assess
 from apps.engine.resources import ResourceKey, key_of
 from apps.repositories import services as repositories
 
-from . import reconcile, refreshing
+from . import refreshing, rendering
 from .models import Application
 from .services import ApplicationError, _is_sha as is_sha
 
@@ -118,9 +118,9 @@ def resource_diff(app: Application, key: str) -> dict:
         raise ApplicationError(f"{app.name} has no resource {key}")
     wanted = ResourceKey.parse(key)
     if refreshing.renders_outdated(app.name):  # the worker forgets its own renders
-        reconcile.forget_renders(app)
+        rendering.forget_renders(app)
     try:
-        desired = reconcile.desired_state(app)
+        desired = rendering.desired_state(app)
         engine = clusters.runtime(app.cluster).cluster  # its discovery is kept; no watch starts
         resources, _, _ = prepare(app.name, desired.manifests, engine, app.namespace)
         manifest = next((o for o in resources if key_of(o) == wanted), None)
@@ -132,7 +132,7 @@ def resource_diff(app: Application, key: str) -> dict:
         predicted = predict(engine, manifest) if manifest is not None else None
     except EngineError as exc:
         raise ApplicationError(f"cannot compare {key} now: {exc}") from None
-    rules = [r for r in reconcile.ignore_rules(app) if r.matches(wanted)]
+    rules = [r for r in rendering.ignore_rules(app) if r.matches(wanted)]
     if live is not None and predicted is not None:
         live_doc, desired_doc = comparable(live, predicted, rules)
         return {"live": live_doc, "desired": desired_doc,

@@ -22,7 +22,7 @@ from apps.engine.errors import EngineError
 from apps.engine.resources import ResourceKey
 from apps.engine.sync import SyncOperation, SyncOptions
 
-from . import reconcile
+from . import reconcile, rendering
 from .models import Application, HistoryEntry, Operation
 
 log = logging.getLogger(__name__)
@@ -86,14 +86,14 @@ def run(operation_id: int) -> Operation | None:
 def _sync(op: Operation, terminate: threading.Event) -> tuple[str, str, str]:
     app = op.application
     try:
-        sha = op.sha or (reconcile.resolve_revision(app, revision=op.revision) if op.revision
+        sha = op.sha or (rendering.resolve_revision(app, revision=op.revision) if op.revision
                          else None)  # a commit, or a chart version
-        desired = reconcile.desired_state(app, sha=sha)
+        desired = rendering.desired_state(app, sha=sha)
     except EngineError as exc:
         return Operation.Phase.FAILED, str(exc), ""
     Operation.objects.filter(pk=op.pk).update(sha=desired.sha)
     try:
-        comparison = reconcile.compare(app, desired)
+        comparison = rendering.compare(app, desired)
         runtime = clusters.runtime(app.cluster)
     except EngineError as exc:  # unreachable cluster, or a read it refused (e.g. 403)
         return Operation.Phase.ERROR, str(exc), desired.sha
@@ -114,7 +114,7 @@ def _sync(op: Operation, terminate: threading.Event) -> tuple[str, str, str]:
     result = sync.run()
     op.resources = [r.as_dict() for r in result.resources]
     runtime.comparator.forget(app.name)
-    rules = reconcile.ignore_rules(app)
+    rules = rendering.ignore_rules(app)
     for manifest, answer in sync.applied:
         runtime.comparator.remember_applied(manifest, answer, rules)
     if result.phase == "Succeeded" and not op.options.get("dry_run"):
@@ -136,7 +136,7 @@ def _options(app: Application, op: Operation) -> SyncOptions:
         replace=o.get("replace", False) or app.has_option("Replace=true"),
         resources={ResourceKey.parse(k) for k in selected} if selected else None,
         respect_ignore_differences=app.has_option("RespectIgnoreDifferences=true"),
-        ignore_rules=tuple(reconcile.ignore_rules(app)),
+        ignore_rules=tuple(rendering.ignore_rules(app)),
         health_timeout=settings.GITOPS_UI_SYNC_HEALTH_TIMEOUT)
 
 

@@ -56,7 +56,7 @@ _hard_refresh_seen: dict[str, bytes] = {}
 def refresh_now(app: Application, hard: bool = False) -> Operation | None:
     """Refresh in this process; an automated sync it calls for runs right away too. A failure,
     a bug included, ends up as a condition on the app (reconcile.refresh never raises).
-    `hard`: render again, ignoring the renders of the same commit (reconcile.forget_renders)."""
+    `hard`: render again, ignoring the renders of the same commit (rendering.forget_renders)."""
     # Cleared first: a push arriving during this refresh must schedule another one.
     django_rq.get_connection(queueing.SYNC_QUEUE).delete(
         queueing.refresh_flag(app.name), queueing.refresh_flag(app.name, background=True),

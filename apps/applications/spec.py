@@ -3,7 +3,7 @@
 Checked when an application is created or changed (REST API, admin, services), so a value the
 engine cannot use is refused with a message naming the field, instead of being saved and then
 failing every refresh. `clean(fields)` also brings accepted spellings to the one the engine takes
-(reconcile.source_spec reads the result):
+(rendering.source_spec reads the result):
 
 | field | accepted |
 |---|---|

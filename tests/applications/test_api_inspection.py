@@ -11,7 +11,7 @@ from django.test import Client
 
 from apps.applications import jobs
 from apps.applications.models import Application, Project, ProjectMember
-from apps.applications.reconcile import render_tools
+from apps.applications.rendering import render_tools
 from apps.engine.source import chart as charts
 from tests.engine.manifests import configmap, deployment
 from tests.waiting import until

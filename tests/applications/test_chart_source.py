@@ -19,7 +19,7 @@ import pytest
 
 from apps.applications import operations, polling, refreshing, services
 from apps.applications.models import Application, HistoryEntry, Project
-from apps.applications.reconcile import render_tools
+from apps.applications.rendering import render_tools
 from apps.engine.errors import SourceError
 from apps.engine.source import HelmSpec, SourceSpec
 from apps.engine.source import chart as charts

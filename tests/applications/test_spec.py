@@ -4,7 +4,7 @@ import uuid
 
 import pytest
 
-from apps.applications import reconcile, services
+from apps.applications import rendering, services
 from apps.applications.models import Application
 from apps.applications.spec import InvalidSpec
 from apps.repositories.models import Repository
@@ -72,7 +72,7 @@ def test_argo_cd_shaped_helm_parameters_are_accepted_and_render_with_helm(admin_
         "release_name": "shop", "parameters": {"replicas": "3", "greeting": "hello, world"},
         "string_parameters": {"image.tag": "1.20"}}
 
-    desired = reconcile.desired_state(Application.objects.get(name="cart"))
+    desired = rendering.desired_state(Application.objects.get(name="cart"))
     [configmap] = desired.manifests
     assert configmap["metadata"]["name"] == "shop-web"
     assert configmap["data"] == {"image": "nginx:1.20", "tagKind": "string",  # not the float 1.2
@@ -167,7 +167,7 @@ def test_ignore_differences_in_argo_cds_three_spellings_are_accepted(admin_clien
     assert response.status_code == 201, response.json()
     app = Application.objects.get(name="cart")
     assert app.ignore_differences == rules
-    engine_rules = reconcile.ignore_rules(app)
+    engine_rules = rendering.ignore_rules(app)
     assert engine_rules[1].jq_path_expressions == (rules[1]["jqPathExpressions"][0],)
     assert engine_rules[2].managed_fields_managers == ("kube-controller-manager",)
 

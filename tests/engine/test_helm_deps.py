@@ -14,7 +14,7 @@ import uuid
 
 import pytest
 
-from apps.applications.reconcile import render_tools
+from apps.applications.rendering import render_tools
 from apps.engine.errors import RenderError
 from apps.engine.source import GitCredentials, RenderTools, RepoCache, SourceSpec, render
 from apps.engine.source import helm_deps
