@@ -186,3 +186,20 @@ def test_a_helm_chart_gets_its_file_dependency_and_values_folder(git_server, rep
     root = cache.checkout(url, sha, creds, paths=export_paths(spec))
     assert sorted(names(render(root, spec, tools))) == ["ConfigMap/common", "ConfigMap/web-prod"]
     assert not (root / "charts/other").exists()
+
+
+def test_the_same_commit_in_two_repositories_is_read_from_each(git_server, cache, creds,
+                                                               monkeypatch):
+    """Two repositories can hold the very same commit (same files, author and second); the
+    second one's cache must still be fetched before its files are read."""
+    monkeypatch.setenv("GIT_AUTHOR_DATE", "2026-01-01T00:00:00Z")
+    monkeypatch.setenv("GIT_COMMITTER_DATE", "2026-01-01T00:00:00Z")
+    files = {"apps/a/cm.yaml": manifest("ConfigMap", "settings")}
+    exports = []
+    for _ in range(2):
+        name = f"engine/twin-{uuid.uuid4().hex[:8]}"
+        git_server.create_repo(name)
+        sha = commit(git_server, name, files)
+        exports.append((sha, cache.checkout(git_server.url(name), sha, creds, paths=["apps/a"])))
+    assert exports[0][0] == exports[1][0]
+    assert [exported(root) for _, root in exports] == [["apps/a/cm.yaml"]] * 2

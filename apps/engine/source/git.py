@@ -62,7 +62,9 @@ class RepoCache(Committing):
         self.root.mkdir(parents=True, exist_ok=True)
         self.timeout = timeout
         self._locks: dict[str, threading.Lock] = {}
-        self._trees: dict[str, dict[str, str]] = {}
+        # (repository, sha) -> folder ids: two repositories can hold the same commit, and one
+        # whose cache lacks it must fetch it first.
+        self._trees: dict[tuple[str, str], dict[str, str]] = {}
         self.keep_exports = KEEP_EXPORTS
         self._trees_lock = threading.Lock()
         self._scans = export.ScanMemo()
@@ -152,7 +154,7 @@ class RepoCache(Committing):
 
     def _partial_checkout(self, url: str, sha: str, creds, paths: list[str]) -> Path | None:
         with self._trees_lock:
-            known = sha in self._trees
+            known = (self.repo_dir(url).name, sha) in self._trees
         if not known:
             sha = self._commit_sha(url, sha, creds)  # fetched first if the cache lacks it
         ids = self.folder_ids(url, sha)
@@ -222,16 +224,17 @@ class RepoCache(Committing):
         """Every folder of commit `sha` ("" is the root) -> its git tree id: two commits whose
         folder has the same id hold exactly the same files there. One git call per commit;
         `sha` must be in the cache (resolve or checkout it first)."""
+        key = (self.repo_dir(url).name, sha)
         with self._trees_lock:
-            if sha in self._trees:
-                return self._trees[sha]
+            if key in self._trees:
+                return self._trees[key]
         ids = {"": self._git(["rev-parse", f"{sha}^{{tree}}"], url).strip()}
         for line in self._git(["ls-tree", "-r", "-d", "-z", sha], url).split("\0"):
             if line:
                 meta, _, path = line.partition("\t")
                 ids[path] = meta.split()[2]
         with self._trees_lock:
-            self._trees[sha] = ids
+            self._trees[key] = ids
             while len(self._trees) > 64:
                 self._trees.pop(next(iter(self._trees)))
         return ids
