@@ -83,6 +83,12 @@ def cpu_seconds(roots: list[int]) -> float:
     return total
 
 
+def process_cpu_seconds(pid: int) -> float:
+    """utime+stime (plus that of reaped children) of `pid` alone, not of the processes below it."""
+    st = _stat(pid)
+    return st[1] if st else 0.0
+
+
 def status_kb(pid: int | str, field: str) -> int:
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():

@@ -4,7 +4,9 @@ Client-side wall time of each request on loopback against the launcher's web ser
 one process): the application list page signed in, the list API with a token; then the same
 with 50 concurrent readers while /healthz is probed every 0.2 s; and the page of the big app
 (1,000 resources) when big-app ran in the same invocation. A `Server-Timing` header, if the
-project ever sends one, is recorded next to the wall time.
+project ever sends one, is recorded next to the wall time. Last, in headless Chromium on an
+application's page: the delay from a status change published as a worker publishes it to the
+message in the browser, and to the page showing the new status (live_delay()).
 """
 from __future__ import annotations
 
@@ -224,7 +226,7 @@ def _own_cpu() -> float:
 
 
 def run(ctx: Context, apps: int = 1000, count: int = 100, readers: int = 50,
-        seconds: float = 20, big_app: str | None = None) -> dict:
+        seconds: float = 20, big_app: str | None = None, events: int = 20) -> dict:
     from apps.accounts import services as accounts
     from apps.applications.models import Application
 
@@ -262,7 +264,105 @@ def run(ctx: Context, apps: int = 1000, count: int = 100, readers: int = 50,
         out["big_app_page"] = {"app": big.name, "resources": len(big.resources or []), **detail}
         log(f"pages: page of {big.name} ({len(big.resources or [])} resources) p50 "
             f"{detail['wall_ms']['p50']} ms")
+    out["live_delay"] = live_delay(base, user, events)
+    d = out["live_delay"]
+    if "skipped" not in d:
+        log(f"pages: status published → in the browser p50 {d['message_ms']['p50']} ms, "
+            f"page updated p50 {d['page_updated_ms']['p50']} ms ({d['events']} events)")
     # The seeded rows must have stayed out of the workers' way (see seed()).
     out["seeded_apps_refreshed"] = Application.objects.filter(
         name__startswith=PREFIX, reconciled_at__year__lt=2999).count()
     return out
+
+
+# --- status change → browser ---------------------------------------------------------------------
+CHROMIUM = os.environ.get("GITOPS_UI_CHROMIUM", "/usr/bin/chromium")
+# Runs in the page before its own scripts: the time each published event reaches the page
+# (htmx's websocket extension hands it over), and the time the sync badge first shows the
+# status awaited. performance.timeOrigin + now(): the wall clock the bench process reads too.
+RECORDER = """
+window.__bench = {arrived: {}, expected: null, shownAt: null};
+const now = () => performance.timeOrigin + performance.now();
+document.addEventListener("htmx:wsBeforeMessage", (e) => {
+  try { const ev = JSON.parse(e.detail.message);
+        if (ev.bench_seq !== undefined) window.__bench.arrived[ev.bench_seq] = now(); } catch (err) {}
+}, true);
+new MutationObserver(() => {
+  const b = window.__bench;
+  if (b.expected && b.shownAt === null &&
+      document.querySelector(`#app-status [title="sync: ${b.expected}"]`)) b.shownAt = now();
+}).observe(document, {childList: true, subtree: true});
+"""
+
+
+def live_delay(base_url: str, user, count: int = 20) -> dict:
+    """Open one seeded application's page in headless Chromium (Debian's, as the browser tests
+    do), then `count` times: write a new sync status and publish it with apps/core/events.py as
+    the engine does after a refresh (reconcile.save_status), stamped with the time of sending.
+    Measured in the browser: sent → the message reaches the page, and sent → the page shows the
+    new status (the page fetches its live fragment again, after htmx's 200 ms debounce)."""
+    if not os.path.exists(CHROMIUM):
+        return {"skipped": f"no Chromium at {CHROMIUM}"}
+    from concurrent.futures import ThreadPoolExecutor
+
+    from playwright.sync_api import sync_playwright
+
+    from apps.applications.models import Application
+
+    app = Application.objects.filter(name__startswith=PREFIX).order_by("name").first()
+    if app is None:
+        return {"skipped": "no seeded application"}
+    # The worker's side runs on a thread of its own: Playwright keeps an event loop running in
+    # this one, where neither the ORM nor async_to_sync (publish) may run.
+    worker = ThreadPoolExecutor(1)
+    worker.submit(_set_status, app.pk, "Synced", None).result()
+    name, value = session_cookie(user)
+    messages, shown = [], []
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM,
+                                             args=["--no-sandbox", "--disable-gpu"])
+        try:
+            context = browser.new_context(base_url=base_url)
+            context.add_cookies([{"name": name, "value": value, "url": base_url}])
+            page = context.new_page()
+            page.add_init_script(RECORDER)
+            page.goto(f"/applications/{app.name}/")
+            page.wait_for_selector('.live-root[data-live="on"]', timeout=30_000)
+            for i in range(count):
+                status = "OutOfSync" if i % 2 == 0 else "Synced"
+                page.evaluate("s => { window.__bench.expected = s; window.__bench.shownAt = null; }",
+                              status)
+                sent = worker.submit(_set_status, app.pk, status, i).result()
+                page.wait_for_function("() => window.__bench.shownAt !== null", timeout=15_000)
+                arrived, shown_at = page.evaluate(
+                    "i => [window.__bench.arrived[i], window.__bench.shownAt]", i)
+                messages.append((arrived - sent) / 1000)
+                shown.append((shown_at - sent) / 1000)
+                page.wait_for_timeout(300)  # the page settles before the next change
+        finally:
+            browser.close()
+            worker.submit(_set_status, app.pk, "Synced", None).result()
+            worker.shutdown()
+    return {"app": app.name, "events": count, "how": "headless Chromium, the app page's websocket",
+            "message_ms": _ms(messages), "page_updated_ms": _ms(shown)}
+
+
+def _set_status(app_pk: int, sync: str, seq: int | None) -> float | None:
+    """What a worker does when a refresh finds a new sync status: write it, publish it (here
+    numbered `seq` and stamped with the time of sending, in ms since the epoch). Returns that
+    time; with no `seq`, only writes."""
+    from django.db import close_old_connections
+
+    from apps.applications.models import Application
+    from apps.applications.reconcile import status_event
+    from apps.core.events import group_for, publish as send
+
+    close_old_connections()
+    Application.objects.filter(pk=app_pk).update(sync_status=sync)
+    if seq is None:
+        return None
+    app = Application.objects.get(pk=app_pk)
+    sent = time.time() * 1000
+    send(group_for("application", app_pk), {"type": "application.status", **status_event(app),
+                                            "bench_seq": seq})
+    return sent

@@ -103,6 +103,14 @@ def rows(data: dict) -> list[tuple[str, str, str]]:
         out.append((f"app page, one app × {bp.get('resources', 1000)} resources ({how})",
                     p50_p95(bp["wall_ms"]) if "wall_ms" in bp else f"skipped: {bp['skipped']}",
                     f"≤ {t['p95_ms']} ms"))
+        live = pg.get("live_delay")
+        if live:
+            out.append(("status published → message in the browser (headless Chromium, app page)",
+                        p50_p95(live["message_ms"]) if "message_ms" in live
+                        else f"skipped: {live['skipped']}", "p50 ≤ 200 ms"))
+            if "page_updated_ms" in live:
+                out.append(("  … → the page shows it (htmx's 200 ms debounce, fragment fetched)",
+                            p50_p95(live["page_updated_ms"]), "(for reference)"))
     pr = r.get("profile_push_refresh")
     if pr:
         out.append((f"one push: refresh_repository of {pr['apps']} apps in-process (profiled)",

@@ -160,7 +160,8 @@ class System:
         pg = self.stack.started.get("postgres")
         if pg:
             out["postgres"] = machine.cpu_seconds([p.proc.pid for p in pg.processes if p.running])
-        out["bench-process"] = machine.cpu_seconds([os.getpid()])
+        # This process alone: the stack's processes (its children) are counted above.
+        out["bench-process"] = machine.process_cpu_seconds(os.getpid())
         return out
 
     # --- cleanup ------------------------------------------------------------------------------

@@ -13,7 +13,7 @@
    (apps/core/worker.py) whenever builds are queued; restarts any of them that dies (Redis
    first, and the others with a backoff while Redis is away), and prints the URL.
 
-Environment: GITOPS_UI_HOST (127.0.0.1), GITOPS_UI_PORT (8000), GITOPS_UI_WORKER_THREADS (8),
+Environment: GITOPS_UI_HOST (127.0.0.1), GITOPS_UI_PORT (8000), GITOPS_UI_WORKER_THREADS (16),
 plus everything gitops_ui/settings.py reads. This module imports no Django and no Redis client:
 the supervisor stays small, and each child is an ordinary process of its own.
 """

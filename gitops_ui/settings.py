@@ -14,12 +14,15 @@
 | GITOPS_UI_REFRESH_INTERVAL | 180 | seconds between refreshes of an application (plus jitter) |
 | GITOPS_UI_POLL_INTERVAL | 5 | seconds between two `git ls-remote` of each repository, so a commit goes live without a webhook (0: off) |
 | GITOPS_UI_WEBHOOK_SECRET | generated once into the data dir (`make run` prints it) | token git webhooks must send (X-Gitlab-Token or ?token=) |
+| GITOPS_UI_PUBLIC_URL | (none) | the address GitLab reaches GitOps UI at, e.g. https://gitops.example.com; linking a repository to GitLab registers `<it>/api/webhook/git` |
 | GITOPS_UI_WEBHOOK_OPEN | false | accept webhooks that send no token (anyone may then trigger refreshes) |
 | GITOPS_UI_SYNC_HEALTH_TIMEOUT | 300 | seconds a sync waits for one wave to become healthy |
 | GITOPS_UI_RETRY_BACKOFF | 5 | seconds before the first automated retry of a failed revision |
+| GITOPS_UI_IMAGE_GUARD | true | before a sync, look up each image the manifests reference on a known registry; a missing one is a MissingImage condition and automated syncs wait |
 | GITOPS_UI_TOOLS_BIN | (PATH) | folder holding the kustomize and helm binaries |
 | GITOPS_UI_HELM_REGISTRY_CONFIG | (none) | OCI registry credentials for Helm chart dependencies, Docker's config.json (`{"auths": {"host:port": {"username", "password"}}}`) |
 | GITOPS_UI_HELM_PLAIN_HTTP | (none) | comma-separated OCI registries (host:port) Helm reaches over plain HTTP |
+| GITOPS_UI_WEB_THREADS | 4 | threads of the web process that run views (gitops_ui/asgi.py); each keeps one database connection |
 | GITOPS_UI_MAX_BODY_BYTES | 1048576 | largest request body accepted; /api/ answers 413 above it |
 | GITOPS_UI_TOKEN_DAYS | 30 | days an API token is valid |
 | GITOPS_UI_LOGIN_FAILURE_LIMIT | 5 | failed sign-ins (login form, admin, `POST /api/auth/token`) of one username from one address before it is locked out |
@@ -28,6 +31,10 @@
 | GITOPS_UI_PROXY_SSL_HEADER | (none) | header a TLS-terminating proxy sets, as `X-Forwarded-Proto` (its value must be `https`); set only if the proxy always sets or strips it |
 | GITOPS_UI_NOTIFY_ATTEMPTS | 5 | attempts to deliver one notification to a project's webhook before it counts as failed |
 | GITOPS_UI_NOTIFY_BACKOFF | 10 | seconds before the second attempt; each next one waits 3 times longer |
+| GITOPS_UI_AUDIT_RETENTION_DAYS | 90 | days audit log entries are kept; older ones are pruned hourly by the reconciler (0: kept forever) |
+| GITOPS_UI_BUILDS_DIR | <data dir>/builds | the build worker's buildah storage (images, layers) and temporary files |
+| GITOPS_UI_MAX_CONCURRENT_BUILDS | 2 | builds running at once; more wait, queued |
+| GITOPS_UI_BUILD_TIMEOUT | 1800 | seconds one buildah step (build, push) may take before the build fails |
 | GITOPS_UI_TRUSTED_PROXIES | (none) | comma-separated proxy addresses or networks whose X-Forwarded-For is believed (audit log, login lockouts); otherwise the peer's address counts |
 """
 from gitops_ui.env import (BASE_DIR, data_dir, database_from_url, env_bool, env_list,
@@ -68,6 +75,7 @@ INSTALLED_APPS = [
     "apps.audit",
     "apps.notifications",
     "apps.registries",
+    "apps.builds",
 ]
 
 MIDDLEWARE = [
@@ -198,6 +206,7 @@ if os.environ.get("GITOPS_UI_PROXY_SSL_HEADER"):
 GITOPS_UI_TRUSTED_PROXIES = env_list("GITOPS_UI_TRUSTED_PROXIES", "")
 GITOPS_UI_NOTIFY_ATTEMPTS = int(os.environ.get("GITOPS_UI_NOTIFY_ATTEMPTS", "5"))
 GITOPS_UI_NOTIFY_BACKOFF = float(os.environ.get("GITOPS_UI_NOTIFY_BACKOFF", "10"))
+GITOPS_UI_AUDIT_RETENTION_DAYS = int(os.environ.get("GITOPS_UI_AUDIT_RETENTION_DAYS", "90"))
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 X_FRAME_OPTIONS = "DENY"
 
@@ -221,10 +230,17 @@ GITOPS_UI_REFRESH_INTERVAL = float(os.environ.get("GITOPS_UI_REFRESH_INTERVAL", 
 GITOPS_UI_POLL_INTERVAL = float(os.environ.get("GITOPS_UI_POLL_INTERVAL", "5"))
 GITOPS_UI_WEBHOOK_SECRET = webhook_secret()
 GITOPS_UI_WEBHOOK_OPEN = env_bool("GITOPS_UI_WEBHOOK_OPEN", False)
+GITOPS_UI_PUBLIC_URL = os.environ.get("GITOPS_UI_PUBLIC_URL", "").strip().rstrip("/")
 GITOPS_UI_SYNC_HEALTH_TIMEOUT = float(os.environ.get("GITOPS_UI_SYNC_HEALTH_TIMEOUT", "300"))
 GITOPS_UI_RETRY_BACKOFF = float(os.environ.get("GITOPS_UI_RETRY_BACKOFF", "5"))
+GITOPS_UI_IMAGE_GUARD = env_bool("GITOPS_UI_IMAGE_GUARD", True)
 GITOPS_UI_OPERATION_HEARTBEAT = float(os.environ.get("GITOPS_UI_OPERATION_HEARTBEAT", "2"))
 GITOPS_UI_OPERATION_TIMEOUT = int(os.environ.get("GITOPS_UI_OPERATION_TIMEOUT", "3600"))
 GITOPS_UI_MAX_BODY_BYTES = int(os.environ.get("GITOPS_UI_MAX_BODY_BYTES", str(1024 * 1024)))
+GITOPS_UI_WEB_THREADS = int(os.environ.get("GITOPS_UI_WEB_THREADS", "4"))
 # Django's own limit on parsed bodies follows, so a body without Content-Length is held to it too.
 DATA_UPLOAD_MAX_MEMORY_SIZE = GITOPS_UI_MAX_BODY_BYTES
+# Builds: see the table at the top.
+GITOPS_UI_BUILDS_DIR = os.environ.get("GITOPS_UI_BUILDS_DIR") or str(DATA_DIR / "builds")
+GITOPS_UI_MAX_CONCURRENT_BUILDS = int(os.environ.get("GITOPS_UI_MAX_CONCURRENT_BUILDS", "2"))
+GITOPS_UI_BUILD_TIMEOUT = float(os.environ.get("GITOPS_UI_BUILD_TIMEOUT", "1800"))

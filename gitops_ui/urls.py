@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
+from apps.accounts.urls import users_urlpatterns
 from apps.audit import views as audit_views
 from apps.core import views as core_views
 
@@ -15,8 +16,10 @@ urlpatterns = [
     path("applications/", include("apps.applications.urls")),
     path("repositories/", include("apps.repositories.urls")),
     path("clusters/", include("apps.clusters.urls")),
+    path("builds/", include("apps.builds.urls")),
     path("projects/", include("apps.applications.project_urls")),
     path("account/", include("apps.accounts.urls")),
+    path("users/", include((users_urlpatterns, "users"))),
     path("audit/", audit_views.audit_log, name="audit"),
     path("admin/rq/", include("django_rq.urls")),
     path("admin/", admin.site.urls),
@@ -28,4 +31,5 @@ urlpatterns = [
     path("api/", include("apps.audit.api.urls")),
     path("api/", include("apps.notifications.api.urls")),
     path("api/", include("apps.registries.api.urls")),
+    path("api/", include("apps.builds.api.urls")),
 ]

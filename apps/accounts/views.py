@@ -1,15 +1,29 @@
 """The account's API tokens: listed by their public prefix, created (the token shown once, on
-the page that answers the POST, never stored in clear) and revoked, each audited by services."""
+the page that answers the POST, never stored in clear) and revoked, each audited by services.
+
+And the user pages, for platform admins (`accounts.*_user`, apps/accounts/rules.py; anyone
+else gets 403): the list, a new user, and a user's page with their details, deactivation and
+role per project. Every change goes through services, which record it in the audit log."""
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.db.models import Prefetch
 from django.http import Http404
-from django.shortcuts import redirect, render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 from knox.models import AuthToken
 from knox.settings import knox_settings
 
+from apps.applications.models import Project, ProjectMember
+from apps.core.access import Forbidden, require
+
 from . import services
+from .forms import NewUserForm, ProjectRolesForm, UserDetailsForm
+from .models import User
+
+USERS_PER_PAGE = 50
 
 
 def _render(request, new_token=None):
@@ -42,3 +56,108 @@ def revoke(request):
         services.revoke_api_token(token)
         messages.success(request, f"Revoked token {token.token_key}….")
     return redirect("accounts:tokens")
+
+
+def _allowed(request, perm: str, obj=None) -> None:
+    try:
+        require(request.user, perm, obj)
+    except Forbidden as exc:
+        raise PermissionDenied(str(exc)) from None
+
+
+@login_required
+def user_list(request):
+    _allowed(request, "accounts.view_user")
+    users = User.objects.order_by("username").prefetch_related(Prefetch(
+        "project_roles", queryset=ProjectMember.objects.select_related("project")
+        .order_by("project__name")))
+    search = request.GET.get("q", "").strip()
+    if search:
+        users = users.filter(username__icontains=search)
+    page = Paginator(users, USERS_PER_PAGE).get_page(request.GET.get("page"))
+    return render(request, "accounts/users.html", {
+        "page": page, "search": search,
+        "may_add": request.user.has_perm("accounts.add_user")})
+
+
+@login_required
+def user_new(request):
+    _allowed(request, "accounts.add_user")
+    form = NewUserForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        user = services.create_user(form.save(commit=False), form.cleaned_data["password1"])
+        messages.success(request, f"Created {user.username}. Give them a role in a project below.")
+        return redirect("users:detail", username=user.username)
+    return render(request, "accounts/user_new.html", {"form": form},
+                  status=400 if form.errors else 200)
+
+
+def _user(username) -> User:
+    return get_object_or_404(User, username=username)
+
+
+def _render_user(request, user, *, details=None, roles=None, status=200):
+    projects = Project.objects.order_by("name")
+    current = dict(user.project_roles.values_list("project_id", "role"))
+    return render(request, "accounts/user_detail.html", {
+        "subject": user,
+        "details": details or UserDetailsForm(instance=user),
+        "roles": roles or ProjectRolesForm(projects, current),
+        "is_self": user.pk == request.user.pk,
+    }, status=status)
+
+
+@login_required
+def user_detail(request, username):
+    _allowed(request, "accounts.view_user")
+    return _render_user(request, _user(username))
+
+
+@login_required
+@require_POST
+def user_details(request, username):
+    _allowed(request, "accounts.change_user")
+    user = _user(username)
+    form = UserDetailsForm(request.POST, instance=user)
+    if form.is_valid():
+        try:
+            services.update_user(form.instance, acting=request.user)
+        except services.AccountError as exc:
+            form.add_error("is_superuser", str(exc))
+        else:
+            messages.success(request, f"Saved {user.username}.")
+            return redirect("users:detail", username=user.username)
+    return _render_user(request, _user(username), details=form, status=400)
+
+
+@login_required
+@require_POST
+def user_active(request, username):
+    _allowed(request, "accounts.change_user")
+    user = _user(username)
+    active = request.POST.get("active") == "on"
+    try:
+        services.set_active(user, active, acting=request.user)
+    except services.AccountError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, f"{'Reactivated' if active else 'Deactivated'} {user.username}.")
+    return redirect("users:detail", username=user.username)
+
+
+@login_required
+@require_POST
+def user_roles(request, username):
+    _allowed(request, "accounts.change_user")
+    user = _user(username)
+    projects = Project.objects.order_by("name")
+    current = dict(user.project_roles.values_list("project_id", "role"))
+    form = ProjectRolesForm(projects, current, request.POST)
+    if not form.is_valid():
+        return _render_user(request, user, roles=form, status=400)
+    for project in form.roles():
+        _allowed(request, "applications.change_project", project)
+    changed = services.set_project_roles(user, form.roles())
+    messages.success(request, f"Saved the roles of {user.username} in {', '.join(changed)}."
+                     if changed else f"No role of {user.username} changed.")
+    return redirect("users:detail", username=user.username)

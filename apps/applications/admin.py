@@ -9,7 +9,7 @@ from apps.core.admin import PermissionCheckedAdmin, RecordAdmin
 from apps.core.queues import QueueUnavailable
 
 from . import services, spec
-from .models import Application, HistoryEntry, Operation, Project, ProjectMember
+from .models import Application, HistoryEntry, ImageUpdater, Operation, Project, ProjectMember
 from .rules import visible
 
 STATUS_FIELDS = ["pinned_revision", "resume_automated", "sync_status", "health_status",
@@ -51,6 +51,31 @@ class ProjectAdmin(PermissionCheckedAdmin):
             services.delete_project(project)
 
 
+class ImageUpdaterInline(admin.StackedInline):
+    """The app's image update policies, edited by whoever may edit the app (the parent). Asked
+    without the app (Django does, for the queryset and the add page), the parent's own checks
+    decide."""
+
+    model = ImageUpdater
+    extra = 0
+    readonly_fields = ["last_status", "last_message", "last_tag", "last_commit", "last_run_at"]
+
+    def _may_edit(self, request, obj) -> bool:
+        return obj is None or request.user.has_perm("applications.change_application", obj)
+
+    def has_view_permission(self, request, obj=None):
+        return obj is None or request.user.has_perm("applications.view_application", obj)
+
+    def has_add_permission(self, request, obj=None):
+        return self._may_edit(request, obj)
+
+    def has_change_permission(self, request, obj=None):
+        return self._may_edit(request, obj)
+
+    def has_delete_permission(self, request, obj=None):
+        return self._may_edit(request, obj)
+
+
 class ApplicationForm(forms.ModelForm):
     class Meta:
         model = Application
@@ -89,6 +114,7 @@ class ApplicationAdmin(PermissionCheckedAdmin):
     search_fields = ["name", "repository__url", "namespace"]
     readonly_fields = STATUS_FIELDS
     actions = ["sync_now", "refresh"]
+    inlines = [ImageUpdaterInline]
 
     def get_queryset(self, request):
         return visible(request.user, super().get_queryset(request))
@@ -117,6 +143,16 @@ class ApplicationAdmin(PermissionCheckedAdmin):
                          details=audit.created_fields(obj, services.APP_FIELDS))
         elif changes:
             audit.record("application.updated", obj, details={"changed": changes})
+
+    def save_formset(self, request, form, formset, change):
+        if formset.model is not ImageUpdater:
+            return super().save_formset(request, form, formset, change)
+        from . import writeback  # through its service, so each policy change is audited
+
+        for policy in formset.save(commit=False):
+            writeback.save_policy(policy)
+        for policy in formset.deleted_objects:
+            writeback.delete_policy(policy)
 
     @admin.display(description="target", ordering="target_sha")
     def target_sha_short(self, app):

@@ -11,3 +11,5 @@ class ApplicationsConfig(AppConfig):
         from .live import on_live_change
 
         clusters.on_live_change(on_live_change)
+        # In every process: whoever changes an application marks the cached lists stale.
+        from . import listcache  # noqa: F401

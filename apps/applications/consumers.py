@@ -41,8 +41,7 @@ class ApplicationListEventsConsumer(GroupRelayConsumer):
         return True
 
     async def connect(self):
-        if not await self.may_subscribe(self.scope["user"]):
-            await self.close(code=4403)
+        if await self.refuses():
             return
         self.groups_joined = [group_for("application", pk) for pk in self.app_ids]
         for group in self.groups_joined:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from . import spec
+from . import labels, spec
 from .api.serializers import ApplicationSerializer
 from .models import Application, Project
 from .rules import visible
@@ -24,6 +24,7 @@ def initial(app: Application) -> dict:
                                 or "=" not in o],
                   **{name: json.dumps(getattr(app, name), indent=2) if getattr(app, name) else ""
                      for name in JSON_FIELDS})
+    values["labels"] = labels.as_lines(app.labels)
     return values
 
 
@@ -33,14 +34,21 @@ def typed(post) -> dict:
     values.update({name: post.get(name) == "on" for name in FLAGS})
     values.update({name: post.get(name, "") for name in JSON_FIELDS})
     values["sync_options"] = post.getlist("sync_options")
+    values["labels"] = post.get("labels", "")
     return values
 
 
 def validate(values: dict, instance: Application | None = None) -> tuple[dict | None, dict]:
     """(validated data for services.create/update_application, {field: [messages]})."""
-    data = {k: v for k, v in values.items() if k not in JSON_FIELDS and k != "sync_options"}
+    data = {k: v for k, v in values.items()
+            if k not in JSON_FIELDS and k not in ("sync_options", "labels")}
     data["sync_options"] = [f"{o}=true" for o in values["sync_options"]]
     errors = {}
+    # One `key=value` a line; each bad line gets its own message with its number.
+    data["labels"], label_errors = labels.parse_lines(values.get("labels", ""))
+    if label_errors:
+        errors["labels"] = label_errors
+        del data["labels"]
     for name, shape in JSON_FIELDS.items():
         text = values[name].strip()
         try:

@@ -15,60 +15,74 @@ log = logging.getLogger(__name__)
 
 
 class _OneAtATime:
-    """Keys being worked on in this process, and whether the work was asked for again meanwhile."""
+    """Keys being worked on in this process, and whether the work was asked for again meanwhile
+    (and if so, whether any of those asks needed a call to the git server)."""
 
     def __init__(self):
         self._lock = threading.Lock()
-        self._again: dict[object, bool] = {}
+        self._again: dict[object, bool | None] = {}
 
-    def start(self, key) -> bool:
+    def start(self, key, needs_git: bool = True) -> bool:
         with self._lock:
             if key in self._again:
-                self._again[key] = True
+                self._again[key] = bool(self._again[key]) or needs_git
                 return False
-            self._again[key] = False
+            self._again[key] = None
             return True
 
-    def finish(self, key) -> bool:
-        """End the work on `key`; True when it was asked for again while it ran."""
+    def finish(self, key) -> bool | None:
+        """End the work on `key`; None when it was not asked for again while it ran, else
+        whether one of those asks needed git."""
         with self._lock:
-            return self._again.pop(key, False)
+            return self._again.pop(key, None)
 
 
 _running = _OneAtATime()
 
 
-def _once(key, work, again) -> None:
-    if not _running.start(key):
+def _once(key, work, again, needs_git: bool = True, skipped=None) -> None:
+    """Run `work` unless the same key runs in this process; then `skipped()` (the request's
+    merge flag is cleared: it is now the running one's "again", and a later request must not
+    be merged into a job that will not run) and `again(needs_git)` once the running one ends."""
+    if not _running.start(key, needs_git):
+        if skipped is not None:
+            skipped()
         return
     try:
         work()
     finally:
-        if _running.finish(key):
+        asked = _running.finish(key)
+        if asked is not None:
             try:
-                again()
+                again(asked)
             except Exception:  # Redis away: the periodic refresh catches up
                 log.warning("could not queue again %s", key, exc_info=True)
 
 
-def refresh(app_name: str, hard: bool = False):
+def refresh(app_name: str, hard: bool = False, cluster_change: bool = False):
+    """`cluster_change`: asked for by a watch event; Git is not asked again (refresh_now)."""
     def work():
         app = Application.objects.select_related("repository", "cluster", "project").filter(
             name=app_name).first()
         if app:
-            refreshing.refresh_now(app, hard=hard)
+            refreshing.refresh_now(app, hard=hard, cluster_change=cluster_change)
 
-    # Asked again while it ran: mostly watch events of the change it was making. A hard refresh
-    # has its own key: merged into a plain one running, it would not render again.
-    _once(("app", app_name, hard), work,
-          lambda: queueing.schedule_refresh_by_name(app_name, background=True))
+    def again(needs_git: bool):
+        # Mostly watch events of the change it was making: in the background, without git;
+        # a click or a change of the app's settings meanwhile: a full refresh, soon.
+        queueing.schedule_refresh_by_name(app_name, background=not needs_git)
+
+    # A hard refresh has its own key: merged into a plain one running, it would not render again.
+    _once(("app", app_name, hard), work, again, needs_git=not cluster_change,
+          skipped=lambda: refreshing.forget_refresh_requests(app_name, hard))
 
 
 def refresh_repository(repository_id: int, ref: str = "", default_branch: str = ""):
     _once(("repository", repository_id, ref),
           lambda: refreshing.refresh_repository(repository_id, ref, default_branch),
-          lambda: queueing.schedule_repository_refresh(repository_id, ref, default_branch,
-                                                       at_front=True))
+          lambda _needs_git: queueing.schedule_repository_refresh(repository_id, ref, default_branch,
+                                                                  at_front=True),
+          skipped=lambda: refreshing.forget_repository_refresh_request(repository_id, ref))
 
 
 def refresh_due_repository(repository_id: int, app_ids: list[int]):

@@ -4,6 +4,8 @@ from django.db import models
 from apps.clusters.models import Cluster, dns_label
 from apps.repositories.models import Repository
 
+from . import labels as label_rules
+
 
 class Project(models.Model):
     """Which repositories and destinations its applications may use (Argo CD's AppProject)."""
@@ -53,6 +55,9 @@ class Application(models.Model):
 
     name = models.CharField(max_length=53, unique=True, validators=[dns_label])
     project = models.ForeignKey(Project, on_delete=models.PROTECT, related_name="applications")
+    labels = models.JSONField(default=dict, blank=True, validators=[label_rules.validate],
+                              help_text='{"team": "web", "env": "prod"}: Kubernetes label keys '
+                                        'and values, for grouping and selecting applications')
     # Source
     repository = models.ForeignKey(Repository, on_delete=models.PROTECT, related_name="applications")
     revision = models.CharField(max_length=200, default="HEAD",
@@ -110,6 +115,11 @@ class Application(models.Model):
     @property
     def target_revision(self) -> str:
         return self.pinned_revision or self.revision
+
+    @property
+    def label_pairs(self) -> list[str]:
+        """Its labels as sorted `key=value` selectors, as the list shows and filters them."""
+        return [f"{k}={v}" for k, v in sorted((self.labels or {}).items())]
 
     def has_option(self, option: str) -> bool:
         return option in self.sync_options
@@ -181,6 +191,8 @@ class HistoryEntry(models.Model):
     source = models.JSONField(default=dict, blank=True, help_text="path, tool and options used")
     deployed_at = models.DateTimeField(auto_now_add=True)
     deployed_by = models.CharField(max_length=150, blank=True)
+    images = models.JSONField(default=list, blank=True, help_text=(
+        "container images of the synced manifests (containers and init containers), sorted"))
 
     class Meta:
         ordering = ["-id"]
@@ -188,3 +200,67 @@ class HistoryEntry(models.Model):
 
     def __str__(self):
         return f"{self.application} @ {self.sha[:12]}"
+
+
+class ImageUpdater(models.Model):
+    """An image update policy of an application (Argo CD Image Updater's annotations, as a row):
+    when `image` gets a new tag that `strategy` accepts, the application's folder in Git is
+    edited to deploy it (writeback.py), committed, pushed, and the application refreshed."""
+
+    class Strategy(models.TextChoices):
+        SEMVER = "semver", "semver (newest version within the constraint)"
+        NEWEST_BUILD = "newest-build", "newest build (the tag pushed last)"
+        PATTERN = "pattern", "tag pattern (glob, or regexp:…)"
+
+    class Target(models.TextChoices):
+        AUTO = "", "automatic (kustomization if there is one, else the manifests)"
+        KUSTOMIZE = "kustomize", "kustomization images:"
+        HELM = "helm", "Helm values file"
+        MANIFESTS = "manifests", "image: of plain manifests"
+
+    application = models.ForeignKey(Application, on_delete=models.CASCADE,
+                                    related_name="image_updaters")
+    image = models.CharField(max_length=255, help_text=(
+        "image repository without tag, as the registry names it: registry.local:5000/team/web"))
+    strategy = models.CharField(max_length=16, choices=Strategy.choices,
+                                default=Strategy.SEMVER)
+    constraint = models.CharField(max_length=200, blank=True, help_text=(
+        "semver: a version range (^1.2, >=1.0 <2); pattern and newest build: the tags allowed, "
+        "a glob (v1.*) or regexp:<expression>; empty: any"))
+    target = models.CharField(max_length=16, choices=Target.choices, blank=True, default="")
+    helm_values_file = models.CharField(max_length=255, default="values.yaml", blank=True)
+    helm_tag_key = models.CharField(max_length=200, default="image.tag", blank=True)
+    helm_repository_key = models.CharField(max_length=200, blank=True)
+    helm_digest_key = models.CharField(max_length=200, blank=True)
+    pin_digest = models.BooleanField(default=True, help_text=(
+        "write the pushed digest too (name:tag@sha256:…), so the cluster runs exactly that build"))
+    branch = models.CharField(max_length=200, blank=True, help_text=(
+        "branch to commit to; empty: the branch the application follows"))
+    commit_author = models.CharField(max_length=200, blank=True, help_text=(
+        "Name <email>; empty: GitOps UI <gitops-ui@localhost>"))
+    commit_message = models.TextField(blank=True, help_text=(
+        "template with {app}, {image}, {tag}, {digest}, {old_tag}; empty: the default"))
+    enabled = models.BooleanField(default=True)
+    # The outcome of the last write-back that concerned it, for the API and the admin.
+    last_status = models.CharField(max_length=16, blank=True)
+    last_message = models.TextField(blank=True)
+    last_tag = models.CharField(max_length=128, blank=True)
+    last_commit = models.CharField(max_length=64, blank=True)
+    last_run_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["application__name", "image"]
+        constraints = [models.UniqueConstraint(fields=["application", "image"],
+                                               name="one_image_updater_per_image")]
+
+    def __str__(self):
+        return f"{self.application} ← {self.image}"
+
+    def clean(self):
+        from .writeback import policy_problems  # the rules live with the write-back
+
+        from django.core.exceptions import ValidationError
+
+        problems = policy_problems(self)
+        if problems:
+            raise ValidationError(problems)

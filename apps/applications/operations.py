@@ -19,7 +19,7 @@ from django.utils import timezone
 from apps.clusters import services as clusters
 from apps.core.events import group_for, publish
 from apps.engine.errors import EngineError
-from apps.engine.resources import ResourceKey
+from apps.engine.resources import ResourceKey, group_of
 from apps.engine.sync import SyncOperation, SyncOptions
 
 from . import reconcile, rendering
@@ -79,7 +79,9 @@ def run(operation_id: int) -> Operation | None:
 
     notifications.operation_finished(op)
     app.refresh_from_db()
-    reconcile.refresh(app, auto_sync=False)
+    # The commit just synced is the one to compare with; Git moving meanwhile is a push's or
+    # the poller's to notice.
+    reconcile.refresh(app, auto_sync=False, cluster_change=True)
     return op
 
 
@@ -99,6 +101,8 @@ def _sync(op: Operation, terminate: threading.Event) -> tuple[str, str, str]:
         return Operation.Phase.ERROR, str(exc), desired.sha
     if not desired.manifests and not app.allow_empty and op.automated:
         return Operation.Phase.FAILED, "Git renders no resources and allow-empty is off", desired.sha
+    # For the history entry, from what this sync applies (no extra call to the cluster).
+    op.deployed_images = deployed_images(desired.manifests, op.options.get("resources"))
 
     last_saved = [0.0]
 
@@ -145,9 +149,37 @@ def _record_history(app: Application, op: Operation) -> None:
         application=app, operation=op, sha=op.sha, revision=op.revision or app.revision,
         source={"repository": app.repository.url, "path": app.path, "tool": app.tool,
                 "source": app.source, **({"chart": app.chart} if app.chart else {})},
-        deployed_by=op.initiator)
+        deployed_by=op.initiator, images=getattr(op, "deployed_images", []))
     stale = app.history.values_list("pk", flat=True)[HISTORY_LIMIT:]
     HistoryEntry.objects.filter(pk__in=list(stale)).delete()
+
+
+# Where a kind keeps its Pod spec; any other kind's is at spec.template.spec (Deployment,
+# StatefulSet, DaemonSet, ReplicaSet, Job, and workload CRDs shaped like them).
+POD_SPEC_PATHS = {"Pod": ("spec",), "CronJob": ("spec", "jobTemplate", "spec", "template", "spec")}
+
+
+def deployed_images(manifests: list[dict], selected: list[str] | None = None) -> list[str]:
+    """The container images (containers and init containers) of the Pod specs in `manifests`,
+    sorted and deduplicated; with `selected` (resource keys of a selective sync), only theirs."""
+    picked = {(k.group, k.kind, k.name) for k in map(ResourceKey.parse, selected or [])}
+    images = set()
+    for manifest in manifests:
+        kind, name = manifest.get("kind", ""), (manifest.get("metadata") or {}).get("name", "")
+        if picked and (group_of(manifest.get("apiVersion", "")), kind, name) not in picked:
+            continue
+        pod_spec = manifest
+        for step in POD_SPEC_PATHS.get(kind, ("spec", "template", "spec")):
+            pod_spec = pod_spec.get(step) if isinstance(pod_spec, dict) else None
+        if not isinstance(pod_spec, dict):
+            continue
+        for field in ("containers", "initContainers"):
+            containers = pod_spec.get(field)
+            for container in containers if isinstance(containers, list) else []:
+                image = container.get("image") if isinstance(container, dict) else None
+                if isinstance(image, str) and image.strip():
+                    images.add(image.strip())
+    return sorted(images)
 
 
 def publish_operation(op: Operation) -> None:

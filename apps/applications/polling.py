@@ -35,11 +35,10 @@ from contextlib import suppress
 from dataclasses import dataclass
 from functools import lru_cache
 
-import django_rq
 from django.conf import settings
 from django.db import connection as db_connection
 
-from apps.core.queues import REDIS_DOWN, QueueUnavailable
+from apps.core.queues import REDIS_DOWN, QueueUnavailable, job_queue, redis_connection
 from apps.engine.source import GitCredentials
 from apps.repositories import services as repositories
 from apps.repositories.models import Repository
@@ -77,9 +76,9 @@ class Target:
 def enqueue_poll() -> None:
     """Queue one poll job unless one is still waiting (a busy queue does not pile them up).
     Ahead of background refreshes: finding a pushed commit takes milliseconds."""
-    redis = django_rq.get_connection(QUEUE)
+    redis = redis_connection(QUEUE)
     if redis.set(QUEUED_FLAG, 1, nx=True, ex=120):
-        django_rq.get_queue(QUEUE).enqueue("apps.applications.jobs.poll_repositories", at_front=True,
+        job_queue(QUEUE).enqueue("apps.applications.jobs.poll_repositories", at_front=True,
                                            job_timeout=60, result_ttl=0)
 
 
@@ -87,7 +86,7 @@ def poll_due() -> int:
     """Poll every repository that has applications and is not backing off; return how many
     were polled. When it returns, the refreshes of moved refs are queued, except for a server
     slower than JOB_WAIT (its thread queues them when it answers)."""
-    redis = django_rq.get_connection(QUEUE)
+    redis = redis_connection(QUEUE)
     redis.delete(QUEUED_FLAG)  # a poll asked for from now on must queue a new job
     interval = settings.GITOPS_UI_POLL_INTERVAL
     if interval <= 0:
@@ -136,7 +135,7 @@ def _git():
 def poll_repository(target: Target) -> list[str]:
     """One ls-remote; queue the refresh of each moved ref; return the moved refs. A failure is
     logged and backs the repository off; it never raises."""
-    redis = django_rq.get_connection(QUEUE)
+    redis = redis_connection(QUEUE)
     key = _state_key(target.id)
     try:
         failures, digest = redis.hmget(key, "failures", "digest")
@@ -219,7 +218,7 @@ def _handled_field(ref: str) -> str:
 
 def handled(repo_id: int, ref: str) -> Handled | None:
     """What refreshing.refresh_repository last recorded for `ref`; None when nothing was."""
-    raw = django_rq.get_connection(QUEUE).hget(_state_key(repo_id), _handled_field(ref))
+    raw = redis_connection(QUEUE).hget(_state_key(repo_id), _handled_field(ref))
     if raw is None:
         return None
     data = json.loads(raw)
@@ -228,7 +227,7 @@ def handled(repo_id: int, ref: str) -> Handled | None:
 
 def record_handled(repo_id: int, ref: str, record: Handled) -> None:
     key = _state_key(repo_id)
-    with django_rq.get_connection(QUEUE).pipeline(transaction=False) as pipe:
+    with redis_connection(QUEUE).pipeline(transaction=False) as pipe:
         pipe.hset(key, _handled_field(ref), json.dumps(
             {"sha": record.sha, "peeled": record.peeled, "failed": list(record.failed)}))
         pipe.expire(key, STATE_TTL)  # also when polling is off (nothing else sets it then)
@@ -237,7 +236,7 @@ def record_handled(repo_id: int, ref: str, record: Handled) -> None:
 
 def state(repo_id: int) -> dict:
     """What polling knows of a repository: failures in a row, next poll (epoch s), last error."""
-    raw = django_rq.get_connection(QUEUE).hgetall(_state_key(repo_id))
+    raw = redis_connection(QUEUE).hgetall(_state_key(repo_id))
     out = {k.decode(): v.decode() for k, v in raw.items()}
     return {"failures": int(out.get("failures", 0)), "next": float(out.get("next") or 0),
             "error": out.get("error", ""), "known": "digest" in out}

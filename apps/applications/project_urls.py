@@ -8,4 +8,5 @@ urlpatterns = [
     path("", project_views.project_list, name="list"),
     path("<slug:name>/", project_views.project_detail, name="detail"),
     path("<slug:name>/members/", project_views.project_members, name="members"),
+    path("<slug:name>/restrictions/", project_views.project_restrictions, name="restrictions"),
 ]

@@ -8,11 +8,10 @@ from __future__ import annotations
 
 from contextlib import suppress
 
-import django_rq
 from django.conf import settings
 from django.db import transaction
 
-from apps.core.queues import REDIS_DOWN, QueueUnavailable, queue_errors
+from apps.core.queues import REDIS_DOWN, QueueUnavailable, job_queue, queue_errors, redis_connection
 
 from .models import Operation
 
@@ -34,13 +33,14 @@ def repository_refresh_flag(repo_id: int, ref: str = "") -> str:
 
 def schedule_refresh_by_name(app_name: str, *, background: bool = False) -> None:
     """Refresh soon, in a worker; requests made while one is still queued are merged.
-    `background`: nobody waits for it (a change seen by a watch), so behind pushes and clicks.
+    `background`: nobody waits for it (a change seen by a watch), so behind pushes and clicks,
+    and compared with the commit resolved last (no git call).
 
     Takes a name so watch threads can call it without touching the database.
     """
     if background:  # its own flag: a click is not merged into a refresh queued behind others
         queue_once(refresh_flag(app_name, background=True), "apps.applications.jobs.refresh", app_name,
-                    queue=BACKGROUND_QUEUE)
+                   False, True, queue=BACKGROUND_QUEUE)  # not hard; a cluster change: no git call
     else:
         queue_once(refresh_flag(app_name), "apps.applications.jobs.refresh", app_name)
 
@@ -50,11 +50,11 @@ def queue_once(flag: str, job, *args, at_front: bool = False, queue: str = SYNC_
     after commit (at once outside a transaction), so a rolled-back request queues nothing.
     QueueUnavailable when Redis cannot be reached."""
     def queue_it():
-        connection = django_rq.get_connection(SYNC_QUEUE)
+        connection = redis_connection(SYNC_QUEUE)
         with queue_errors("the refresh"):
             if connection.set(flag, 1, nx=True, ex=120):
                 try:
-                    django_rq.get_queue(queue).enqueue(job, *args, at_front=at_front)
+                    job_queue(queue).enqueue(job, *args, at_front=at_front)
                 except REDIS_DOWN:
                     with suppress(*REDIS_DOWN):  # or the flag would merge the retry into nothing
                         connection.delete(flag)
@@ -86,7 +86,7 @@ def enqueue_operation(op: Operation) -> None:
                 # Someone's click goes ahead of background work; automated syncs wait their turn.
                 job = ("apps.applications.jobs.delete_application"
                        if op.kind == Operation.Kind.DELETE else "apps.applications.jobs.run_operation")
-                django_rq.get_queue(SYNC_QUEUE).enqueue(
+                job_queue(SYNC_QUEUE).enqueue(
                     job, op.pk, job_id=job_id,
                     job_timeout=settings.GITOPS_UI_OPERATION_TIMEOUT, at_front=not op.automated)
         except QueueUnavailable:

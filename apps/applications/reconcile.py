@@ -25,6 +25,7 @@ from apps.engine.diff import Comparison
 from apps.engine.errors import ClusterError, EngineError
 from apps.repositories import services as repositories
 
+from . import image_guard
 from .rendering import (Desired, changed_first, compare, desired_state, forget_renders,
                       resolve_revision)
 from .models import Application, Operation
@@ -120,22 +121,25 @@ def record_failure(app: Application, exc: Exception, target_sha: str = "") -> No
 
 # --- refresh -----------------------------------------------------------------------------------
 def refresh(app: Application, known_refs: dict | None = None, auto_sync: bool = True,
-            hard: bool = False) -> Operation | None:
+            hard: bool = False, cluster_change: bool = False) -> Operation | None:
     """Compare the app with Git and the cluster, save its status; return an automated sync
     operation (created, not yet run) when the sync policy calls for one. Never raises: every
-    failure is recorded on the app (record_failure). `hard`: render again (forget_renders)."""
+    failure is recorded on the app (record_failure). `hard`: render again (forget_renders).
+    `cluster_change`: asked for by a change in the cluster, so the commit resolved last is
+    compared again (resolve_revision's `recent`) without a call to the git server."""
     sha = ""
     try:
         if hard:
             forget_renders(app)
-        sha = resolve_revision(app, known_refs)
+        sha = resolve_revision(app, known_refs, recent=cluster_change and not hard)
         desired = desired_state(app, sha=sha)
         comparison = compare(app, desired)
         conditions = [condition("ComparisonError", e) for e in comparison.errors]
         _log_new_errors(app, comparison.errors)
         save_status(app, target_sha=desired.sha, sync_status=comparison.sync,
                     health_status=comparison.health, resources=resource_summary(comparison),
-                    conditions=conditions + _sync_conditions(app))
+                    conditions=conditions + _sync_conditions(app)
+                    + image_guard.conditions(app, desired.manifests, recheck=hard))
     except Exception as exc:  # a bug in one app's refresh is that app's condition
         record_failure(app, exc, target_sha=sha)  # the commit that failed, when known
         return None
@@ -179,6 +183,8 @@ def _automated_sync(app: Application, desired: Desired, comparison: Comparison) 
     from .services import OperationInProgress, request_sync
 
     if not app.automated or app.pinned_revision or comparison.sync != "OutOfSync":
+        return None
+    if image_guard.blocks_automated_sync(app):  # the MissingImage condition says so
         return None
     if not app.prune and all(r.requires_pruning for r in comparison.out_of_sync()):
         # As Argo CD: only pruning would do anything and automated prune is off, so no sync

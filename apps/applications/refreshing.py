@@ -7,12 +7,11 @@ import zlib
 from contextlib import suppress
 from datetime import timedelta
 
-import django_rq
 from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
-from apps.core.queues import REDIS_DOWN
+from apps.core.queues import REDIS_DOWN, job_queue, redis_connection
 from apps.repositories import services as repositories
 
 from . import operations, queueing, reconcile
@@ -30,14 +29,14 @@ def hard_refresh_flag(app_name: str) -> str:
 def mark_hard_refresh(app_name: str) -> None:
     """Note in Redis that a hard refresh of the app was asked for, so that the web processes,
     which render for the diff view with their own cache, render again too (renders_outdated)."""
-    django_rq.get_connection(queueing.SYNC_QUEUE).set(
+    redis_connection(queueing.SYNC_QUEUE).set(
         _hard_refresh_mark(app_name), uuid.uuid4().hex, ex=7 * 86400)
 
 
 def renders_outdated(app_name: str) -> bool:
     """Whether a hard refresh of the app was asked for since this process last looked."""
     try:
-        mark = django_rq.get_connection(queueing.SYNC_QUEUE).get(_hard_refresh_mark(app_name))
+        mark = redis_connection(queueing.SYNC_QUEUE).get(_hard_refresh_mark(app_name))
     except REDIS_DOWN:
         return False  # the diff view still works; at worst it shows the last render
     if mark is None or _hard_refresh_seen.get(app_name) == mark:
@@ -53,18 +52,31 @@ def _hard_refresh_mark(app_name: str) -> str:
 _hard_refresh_seen: dict[str, bytes] = {}
 
 
-def refresh_now(app: Application, hard: bool = False) -> Operation | None:
+def refresh_now(app: Application, hard: bool = False, cluster_change: bool = False) -> Operation | None:
     """Refresh in this process; an automated sync it calls for runs right away too. A failure,
     a bug included, ends up as a condition on the app (reconcile.refresh never raises).
-    `hard`: render again, ignoring the renders of the same commit (rendering.forget_renders)."""
+    `hard`: render again, ignoring the renders of the same commit (rendering.forget_renders).
+    `cluster_change`: a watch saw one of its objects change; Git is not asked again."""
     # Cleared first: a push arriving during this refresh must schedule another one.
-    django_rq.get_connection(queueing.SYNC_QUEUE).delete(
-        queueing.refresh_flag(app.name), queueing.refresh_flag(app.name, background=True),
-        *([hard_refresh_flag(app.name)] if hard else []))
-    op = reconcile.refresh(app, hard=hard)
+    forget_refresh_requests(app.name, hard)
+    op = reconcile.refresh(app, hard=hard, cluster_change=cluster_change)
     if op:
         operations.run(op.pk)
     return op
+
+
+def forget_refresh_requests(app_name: str, hard: bool = False) -> None:
+    """Clear the flags that merge refresh requests of the app into the job already queued:
+    that job is being handled now (it starts, or it is recorded as the "again" of the refresh
+    running), so the next request must queue a job of its own."""
+    redis_connection(queueing.SYNC_QUEUE).delete(
+        queueing.refresh_flag(app_name), queueing.refresh_flag(app_name, background=True),
+        *([hard_refresh_flag(app_name)] if hard else []))
+
+
+def forget_repository_refresh_request(repo_id: int, ref: str = "") -> None:
+    """The same for a push's refresh of one repository and ref (refresh_repository)."""
+    redis_connection(queueing.SYNC_QUEUE).delete(queueing.repository_refresh_flag(repo_id, ref))
 
 
 def compare_now(app: Application) -> Application:
@@ -96,14 +108,14 @@ def schedule_due_refreshes() -> int:
     by_repository: dict[int, list[int]] = {}
     for app in due_applications():
         by_repository.setdefault(app.repository_id, []).append(app.pk)
-    connection = django_rq.get_connection(queueing.SYNC_QUEUE)
+    connection = redis_connection(queueing.SYNC_QUEUE)
     queued = 0
     for repo_id, app_ids in by_repository.items():
         flag = _due_refresh_flag(repo_id)
         if not connection.set(flag, 1, nx=True, ex=DUE_REFRESH_CLAIM):
             continue
         try:
-            django_rq.get_queue(queueing.BACKGROUND_QUEUE).enqueue(
+            job_queue(queueing.BACKGROUND_QUEUE).enqueue(
                 "apps.applications.jobs.refresh_due_repository", repo_id, app_ids, result_ttl=0)
         except REDIS_DOWN:
             with suppress(*REDIS_DOWN):
@@ -123,7 +135,7 @@ def refresh_due_repository(repo_id: int, app_ids: list[int]) -> int:
             queueing.enqueue_operation(op)
         return len(apps)
     finally:
-        django_rq.get_connection(queueing.SYNC_QUEUE).delete(_due_refresh_flag(repo_id))
+        redis_connection(queueing.SYNC_QUEUE).delete(_due_refresh_flag(repo_id))
 
 
 def due_applications() -> list[Application]:
@@ -194,8 +206,8 @@ def refresh_repository(repo_id: int, ref: str = "", default_branch: str = "") ->
     """
     from . import polling
 
-    redis = django_rq.get_connection(queueing.SYNC_QUEUE)
-    redis.delete(queueing.repository_refresh_flag(repo_id, ref))
+    forget_repository_refresh_request(repo_id, ref)
+    redis = redis_connection(queueing.SYNC_QUEUE)
     apps = [app for app in Application.objects.select_related("repository", "cluster", "project")
             .filter(repository_id=repo_id) if tracks_ref(app, ref, default_branch)]
     if not ref or not apps:

@@ -9,6 +9,7 @@ import json
 import logging
 import os
 import shutil
+import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
@@ -112,14 +113,33 @@ def chart_source(app: Application) -> charts.ChartSource:
 
 
 def resolve_revision(app: Application, known_refs: dict | None = None,
-                     revision: str | None = None) -> str:
+                     revision: str | None = None, recent: bool = False) -> str:
     """The commit `revision` (the app's target revision by default) is at, or for a chart app
     the version it resolves to in the chart's repository (a range: the newest that fits, read
-    again at each refresh, so a new release is picked up)."""
+    again at each refresh, so a new release is picked up).
+
+    `recent`: the commit this process last resolved for the app's source, if it did within
+    RECENT_REVISION_SECONDS, without asking the git server. For refreshes that a change in the
+    cluster asked for (as Argo CD's CompareWithRecent): Git moving is noticed by pushes and
+    polling, which resolve again."""
     revision = app.target_revision if revision is None else revision
+    source = (app.repository_id, app.repository.url, app.chart, revision)
+    if recent:
+        remembered = _recent_revisions.get(app.pk)
+        if remembered and remembered[0] == source \
+                and time.monotonic() - remembered[2] < RECENT_REVISION_SECONDS:
+            return remembered[1]
     if app.chart:
-        return charts.resolve(chart_source(app), revision, render_tools())
-    return repositories.resolve(app.repository, revision, known_refs)
+        sha = charts.resolve(chart_source(app), revision, render_tools())
+    else:
+        sha = repositories.resolve(app.repository, revision, known_refs)
+    if revision == app.target_revision:
+        _recent_revisions[app.pk] = (source, sha, time.monotonic())
+    return sha
+
+
+RECENT_REVISION_SECONDS = 300  # beyond the periodic refresh (180 s), which resolves again
+_recent_revisions: dict[int, tuple[tuple, str, float]] = {}
 
 
 def desired_state(app: Application, known_refs: dict | None = None, sha: str | None = None) -> Desired:

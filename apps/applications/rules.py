@@ -34,15 +34,19 @@ def project_id_of(obj) -> int | None:
     return None
 
 
-def role_at_least(role: str):
-    @rules.predicate(name=f"is {role} or more")
+def role_at_least(role: str, project_of=None, name: str = ""):
+    """A predicate: `user` holds `role` or more in the object's project (`project_of(obj)`,
+    by default project_id_of), or in any project when there is no object."""
+    project_of = project_of or project_id_of
+
+    @rules.predicate(name=name or f"is {role} or more")
     def holds(user, obj=None) -> bool:
         if not is_signed_in(user):
             return False
         ranks = project_ranks(user)
         if obj is None:
             return any(rank >= RANK[role] for rank in ranks.values())
-        return ranks.get(project_id_of(obj), 0) >= RANK[role]
+        return ranks.get(project_of(obj), 0) >= RANK[role]
     return holds
 
 

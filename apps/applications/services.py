@@ -5,14 +5,13 @@ import fnmatch
 import logging
 from datetime import timedelta
 
-import django_rq
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
 from apps.audit import services as audit
-from apps.core.queues import QueueUnavailable, queue_errors
+from apps.core.queues import QueueUnavailable, job_queue, queue_errors, redis_connection
 from apps.engine.errors import SourceError
 from apps.repositories import services as repositories
 
@@ -131,9 +130,9 @@ def update_application(app: Application, **fields) -> Application:
 
 
 # What the audit log shows of a new application (its spec).
-APP_FIELDS = ("project", "repository", "revision", "path", "chart", "tool", "source", "cluster",
-              "namespace", "automated", "prune", "self_heal", "allow_empty", "sync_options",
-              "ignore_differences", "retry_limit")
+APP_FIELDS = ("project", "labels", "repository", "revision", "path", "chart", "tool", "source",
+              "cluster", "namespace", "automated", "prune", "self_heal", "allow_empty",
+              "sync_options", "ignore_differences", "retry_limit")
 
 
 def _refresh_soon(app: Application) -> None:
@@ -277,7 +276,7 @@ def _new_operation(app: Application, *, enqueue: bool, **fields) -> Operation:
     undone, not just the operation (QueueUnavailable)."""
     if enqueue:
         with queue_errors(f"the {fields['kind']} of {app.name}"):
-            django_rq.get_connection(queueing.SYNC_QUEUE).ping()
+            redis_connection(queueing.SYNC_QUEUE).ping()
     try:
         with transaction.atomic():
             return Operation.objects.create(application=app, **fields)
@@ -413,7 +412,7 @@ def reap_stale_operations() -> int:
         phase=Operation.Phase.ERROR, finished_at=now,
         message="the worker running this operation stopped (no heartbeat); sync again to retry")
     lost = []
-    queue = django_rq.get_queue(queueing.SYNC_QUEUE)
+    queue = job_queue(queueing.SYNC_QUEUE)
     for op in Operation.objects.filter(phase=Operation.Phase.PENDING,
                                        created_at__lt=now - timedelta(minutes=2)):
         job = queue.fetch_job(op.job_id) if op.job_id else None

@@ -13,15 +13,17 @@ from django.contrib.auth.views import redirect_to_login
 from django.core.paginator import Paginator
 from django.db.models import Max
 from django.http import Http404, HttpResponse
+from django.middleware.csrf import get_token
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.cache import patch_vary_headers
+from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
 from apps.core.access import Forbidden, refusal, require
 from apps.core.queues import QueueUnavailable
 
-from . import forms, inspection, services, spec
+from . import forms, inspection, listcache, services, spec
 from .api.serializers import SyncRequestSerializer
 from .filtersets import HEALTH_STATUSES, SORTS, SYNC_STATUSES, ApplicationFilterSet, status_counts
 from .models import Application, HistoryEntry, Operation
@@ -56,14 +58,33 @@ def signed_in(view):
 
 
 # --- the list ----------------------------------------------------------------------------------
+# Stands in for the viewer's CSRF token in a cached page (listcache): safe HTML, so the
+# template writes it unescaped, and nothing escaped (every value a user typed) can look like it.
+CSRF_PLACEHOLDER = mark_safe("<!--csrf-token-->")
+
+
 @signed_in
 def application_list(request):
+    fragment = bool(request.htmx and request.htmx.target == "results")
+    if len(messages.get_messages(request)):  # shown once, to this viewer: rendered for them
+        return _render_list(request, fragment)
+    parts = ("page", fragment, listcache.viewer_of_page(request.user), request.build_absolute_uri())
+    body = listcache.cached(
+        parts, lambda: _render_list(request, fragment, csrf_token=CSRF_PLACEHOLDER).content)
+    return HttpResponse(body.replace(CSRF_PLACEHOLDER.encode(), get_token(request).encode()))
+
+
+def _render_list(request, fragment: bool, **extra):
     apps = visible(request.user, Application.objects.select_related("project", "repository", "cluster"))
-    filters = ApplicationFilterSet(request.GET, queryset=apps.annotate(last_synced=Max("history__deployed_at")))
+    rows = apps.defer("resources")  # per-resource statuses, the bulk of a row; not listed
+    if "synced" in request.GET.get("sort", ""):
+        rows = rows.annotate(last_synced=Max("history__deployed_at"))
+    filters = ApplicationFilterSet(request.GET, queryset=rows)
     # Ties (many apps share a status) broken by name, so no app hops between pages.
     results = filters.qs.order_by(*(filters.qs.query.order_by or ["name"]), "name", "pk")
     per_page = _int(request.GET.get("per_page"), 50)
     page = Paginator(results, per_page if per_page in PAGE_SIZES else 50).get_page(request.GET.get("page"))
+    page.object_list = _with_last_synced(list(page.object_list))
     context = {
         "page": page, "filters": filters, "params": request.GET, "counts": status_counts(request.GET, apps),
         "view": "tiles" if request.GET.get("view") == "tiles" else "table",
@@ -72,10 +93,23 @@ def application_list(request):
         "choices": _filter_choices(apps), "any_visible": apps.exists(),
         "filtered": any(request.GET.get(k) for k in ApplicationFilterSet.base_filters if k != "sort"),
         "may_add": request.user.has_perm("applications.add_application"),
+        **extra,
     }
-    template = "applications/_results.html" if request.htmx and request.htmx.target == "results" \
-        else "applications/list.html"
+    template = "applications/_results.html" if fragment else "applications/list.html"
     return render(request, template, context)
+
+
+def _with_last_synced(apps: list) -> list:
+    """`last_synced` of a page of rows, in one query. Annotated on the whole list instead (as
+    sorting by it needs), every count and sort would join all history entries of all apps."""
+    missing = [app for app in apps if not hasattr(app, "last_synced")]
+    if missing:
+        last = dict(HistoryEntry.objects.filter(application__in=missing).order_by()
+                    .values("application").annotate(at=Max("deployed_at"))
+                    .values_list("application", "at"))
+        for app in missing:
+            app.last_synced = last.get(app.pk)
+    return apps
 
 
 def _filter_choices(apps) -> dict:

@@ -8,11 +8,10 @@ import hmac
 from contextlib import suppress
 from dataclasses import dataclass, field
 
-import django_rq
 from django.conf import settings
 
 from apps.audit import services as audit
-from apps.core.queues import REDIS_DOWN, QueueUnavailable, queue_errors
+from apps.core.queues import REDIS_DOWN, QueueUnavailable, queue_errors, redis_connection
 from apps.repositories import services as repositories
 
 from . import polling
@@ -34,10 +33,11 @@ class PushOutcome:
     applications: list[Application] = field(default_factory=list)  # refreshed at once
     duplicate: bool = False  # this delivery was handled before: nothing done
     already_handled: bool = False  # the pushed commit was refreshed before: nothing done
+    started: list = field(default_factory=list)  # what `then` started (a tag's builds)
 
 
 def handle_push(url: str, token: str | None, *, ref: str = "", default_branch: str = "",
-                delivery: str = "", after: str = "") -> PushOutcome:
+                delivery: str = "", after: str = "", then=None) -> PushOutcome:
     """A push to `url` (from a webhook): refresh, at once, the apps it can move.
 
     The token must match the repository's webhook secret, or the global one; with neither,
@@ -51,25 +51,30 @@ def handle_push(url: str, token: str | None, *, ref: str = "", default_branch: s
     app following the ref refreshed at that sha without failure), nothing is queued: a flood of
     deliveries of one commit costs no git call. Otherwise the refresh job is queued, and its
     own ls-remote decides (a sender's word never skips a refresh it did not see done).
+
+    `then(repos)`, for a first delivery with the right token, starts what else the push asks
+    for (the builds of a tag: apps/builds); what it returns is the outcome's `started`.
     """
     repos = repositories.find_by_url(url)
     _check_webhook_token(repos, token)
-    if not _first_delivery(delivery):
+    if not first_delivery(delivery):
         return PushOutcome(duplicate=True)
     try:
+        started = then(repos) if then is not None else []
         if ref and _handled_everywhere(repos, ref, after):
-            return PushOutcome(already_handled=True)
+            return PushOutcome(already_handled=True, started=started)
         for repo in repos:
             # Ahead of background refreshes (watch events, the schedule): someone is waiting.
             schedule_repository_refresh(repo.pk, ref, default_branch, at_front=True)
     except QueueUnavailable:
-        _forget_delivery(delivery)  # the sender's retry must not look like a duplicate
+        forget_delivery(delivery)  # the sender's retry must not look like a duplicate
         raise
     for repo in repos:  # why the refreshes (and automated syncs) that follow happen
         audit.record("repository.push", repo, actor="webhook",
                      details={"ref": ref, "after": after, "delivery": delivery[:64]})
     apps = Application.objects.filter(repository__in=repos)
-    return PushOutcome([app for app in apps if tracks_ref(app, ref, default_branch)])
+    return PushOutcome([app for app in apps if tracks_ref(app, ref, default_branch)],
+                       started=started)
 
 
 def _handled_everywhere(repos: list, ref: str, after: str) -> bool:
@@ -97,19 +102,19 @@ def _delivery_key(delivery: str) -> str:
     return f"gitops-ui:webhook-delivery:{hashlib.sha256(delivery.encode()).hexdigest()}"
 
 
-def _first_delivery(delivery: str) -> bool:
+def first_delivery(delivery: str) -> bool:
     """True unless this delivery id was seen in the last DELIVERY_TTL (no id: always True)."""
     if not delivery:
         return True
     with queue_errors("the push"):
-        return bool(django_rq.get_connection(SYNC_QUEUE).set(
+        return bool(redis_connection(SYNC_QUEUE).set(
             _delivery_key(delivery), 1, nx=True, ex=DELIVERY_TTL))
 
 
-def _forget_delivery(delivery: str) -> None:
+def forget_delivery(delivery: str) -> None:
     if delivery:
         with suppress(*REDIS_DOWN):
-            django_rq.get_connection(SYNC_QUEUE).delete(_delivery_key(delivery))
+            redis_connection(SYNC_QUEUE).delete(_delivery_key(delivery))
 
 
 def _same_secret(given: str | None, expected: str) -> bool:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 from django.db import models, transaction
@@ -175,3 +175,27 @@ def save_recorded(obj, kind: str, fields, extra_changes: dict | None = None):
     elif diff:
         record(f"{kind}.updated", obj, details={"changed": diff})
     return obj
+
+
+PRUNE_BATCH = 5000  # rows per DELETE, so pruning a long backlog never locks the table for long
+
+
+def prune_expired(days: int | None = None, now: datetime | None = None) -> int:
+    """Delete the entries older than `days` (GITOPS_UI_AUDIT_RETENTION_DAYS by default; 0 keeps
+    everything) and record how many went, so the log itself says why older entries are gone.
+    Returns how many were deleted. Run hourly by the reconciler and by `manage.py prune_audit`."""
+    from django.conf import settings
+    from django.utils import timezone
+
+    days = settings.GITOPS_UI_AUDIT_RETENTION_DAYS if days is None else days
+    if days <= 0:
+        return 0
+    cutoff = (now or timezone.now()) - timedelta(days=days)
+    expired = AuditEntry.objects.filter(at__lt=cutoff)
+    deleted = 0
+    while batch := list(expired.values_list("pk", flat=True)[:PRUNE_BATCH]):
+        deleted += AuditEntry.objects.filter(pk__in=batch).delete()[0]
+    if deleted:
+        record("audit.pruned", None, object_type="audit", object_name="audit log",
+               details={"deleted": deleted, "older_than": cutoff, "retention_days": days})
+    return deleted

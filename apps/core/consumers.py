@@ -1,7 +1,14 @@
-"""Websocket consumers: authorise the subscriber, then relay group events unchanged."""
+"""Websocket consumers: authorise the subscriber, then relay group events unchanged.
+
+A refused subscription is accepted and closed at once with an application close code and no
+data: refused before the handshake, the browser would only see 1006 (as for a network error)
+and could not tell an expired session from a dropped connection (static/js/live.js)."""
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from .events import SYSTEM_GROUP
+
+NOT_SIGNED_IN = 4401  # the page goes to the login page
+FORBIDDEN = 4403  # signed in, but may not see this
 
 
 class GroupRelayConsumer(AsyncJsonWebsocketConsumer):
@@ -13,9 +20,21 @@ class GroupRelayConsumer(AsyncJsonWebsocketConsumer):
     async def may_subscribe(self, user) -> bool:
         return user.is_authenticated and user.is_active
 
+    async def refuses(self) -> bool:
+        """True when the subscription was refused (and the socket closed with the reason)."""
+        user = self.scope.get("user")
+        if user is None or not user.is_authenticated or not user.is_active:
+            code = NOT_SIGNED_IN
+        elif not await self.may_subscribe(user):
+            code = FORBIDDEN
+        else:
+            return False
+        await self.accept()
+        await self.close(code=code)
+        return True
+
     async def connect(self):
-        if not await self.may_subscribe(self.scope["user"]):
-            await self.close(code=4403)
+        if await self.refuses():
             return
         self.group = await self.group_name()
         await self.channel_layer.group_add(self.group, self.channel_name)

@@ -31,11 +31,13 @@ class PeriodicTask:
 
 
 def periodic_tasks() -> list[PeriodicTask]:
-    import django_rq
     from django.conf import settings
 
     from apps.applications import refreshing, services as applications
+    from apps.audit import services as audit
+    from apps.builds import services as builds
     from apps.core import jobs
+    from apps.core.queues import job_queue
     from apps.notifications import services as notifications
 
     # Which apps are due is decided per app by GITOPS_UI_REFRESH_INTERVAL; checking often
@@ -44,12 +46,16 @@ def periodic_tasks() -> list[PeriodicTask]:
     tasks = [
         # A job, on purpose: it shows that a worker runs jobs (apps/core/services.py).
         PeriodicTask("worker-heartbeat", settings.GITOPS_UI_HEARTBEAT_INTERVAL,
-                     lambda: django_rq.enqueue(jobs.heartbeat), jitter=5),
+                     lambda: job_queue("default").enqueue(jobs.heartbeat), jitter=5),
         PeriodicTask("refresh-due-applications", check_every,
                      _closing(refreshing.schedule_due_refreshes), jitter=2),
         PeriodicTask("reap-stale-operations", 30,
                      _closing(applications.reap_stale_operations), jitter=5),
         PeriodicTask("retry-notifications", 10, _closing(notifications.retry_due), jitter=2),
+        # A build whose worker was killed would hold its slot (and show "running") for good.
+        PeriodicTask("fail-abandoned-builds", 30, _closing(builds.fail_abandoned), jitter=5),
+        # GITOPS_UI_AUDIT_RETENTION_DAYS; hourly is plenty for a limit counted in days.
+        PeriodicTask("prune-audit-log", 3600, _closing(audit.prune_expired), jitter=60),
     ]
     poll_every = settings.GITOPS_UI_POLL_INTERVAL
     if poll_every > 0:  # a commit goes live without a webhook (apps/applications/polling.py)

@@ -52,6 +52,8 @@ GUARDED: dict[str, tuple[GuardedSecret, ...]] = {
     )), GuardedSecret("ssh_private_key", "SSH private key", (
         Address("url", "the URL"),
         Address("ssh_known_hosts", "known_hosts"),  # which host the key is shown to
+    )), GuardedSecret("gitlab_token", "GitLab token", (
+        Address("gitlab_url", "the GitLab URL"),
     ))),
     "registries.Registry": (GuardedSecret("password", "password", (
         Address("url", "the URL"),

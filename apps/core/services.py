@@ -5,12 +5,12 @@ import os
 import socket
 from dataclasses import dataclass
 
-import django_rq
 from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
 from .events import SYSTEM_GROUP, publish
+from apps.core.queues import job_queue
 
 
 @dataclass
@@ -58,7 +58,7 @@ def worker_heartbeat() -> dict:
         "hostname": socket.gethostname(),
         "pid": os.getpid(),
         "at": timezone.now().isoformat(),
-        "queues": {name: django_rq.get_queue(name).count for name in settings.RQ_QUEUES},
+        "queues": {name: job_queue(name).count for name in settings.RQ_QUEUES},
     }
     publish(SYSTEM_GROUP, beat)
     return beat

@@ -7,8 +7,10 @@ from . import services
 
 
 @never_cache
-def healthz(request):
-    """The process is up and serving; used as the liveness probe."""
+async def healthz(request):
+    """The process is up and serving; used as the liveness probe. Asynchronous: the web
+    process answers it on its event loop, never behind the views queued for a thread
+    (gitops_ui/asgi.py)."""
     return JsonResponse({"status": "ok"})
 
 

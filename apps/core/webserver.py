@@ -5,7 +5,9 @@ default verbosity): `"POST /api/webhook/git?token=<secret>" 202`. Here the value
 parameter whose name says it holds a secret is written as *** instead. Django's own loggers
 (django.request: "Forbidden: /api/webhook/git") write request.path, which has no query string.
 
-Run as `python -m apps.core.webserver <daphne arguments>` (the launcher does).
+Run as `python -m apps.core.webserver <daphne arguments>` (the launcher does). The application
+it serves, gitops_ui/asgi.py, runs views on a small fixed pool of threads and answers /healthz
+on the event loop.
 """
 import re
 from urllib.parse import unquote_plus

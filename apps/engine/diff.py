@@ -14,7 +14,9 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 
 from .cache import LiveStateCache
 from .cluster import Cluster
@@ -29,6 +31,7 @@ SYNCED, OUT_OF_SYNC = "Synced", "OutOfSync"
 _VOLATILE_METADATA = ("managedFields", "resourceVersion", "generation", "creationTimestamp",
                       "uid", "selfLink")
 _CATCH_UP_TRIES = 4
+ACCEPTED: Mapping = MappingProxyType({})  # ResourceState.predicted once compared
 
 
 @dataclass
@@ -36,7 +39,10 @@ class ResourceState:
     key: ResourceKey
     desired: dict | None  # as we would apply it (namespace and tracking filled in)
     live: dict | None
-    predicted: dict | None = None  # live after applying desired (server dry run)
+    # Whether the server accepted desired in a dry run (ACCEPTED), or None when it was not asked
+    # or refused. Its answer is compared, then dropped: kept for every managed object (with
+    # managedFields), answers were the engine's largest use of memory.
+    predicted: Mapping | None = None
     sync: str = SYNCED
     differences: list[str] = field(default_factory=list)  # JSON pointers
     requires_pruning: bool = False
@@ -97,7 +103,7 @@ class Comparator:
     def __init__(self, cluster: Cluster, cache: LiveStateCache):
         self.cluster, self.cache = cluster, cache
         # One entry per resource (the newest), so the memo never outgrows what is managed.
-        self._resource_memo: dict[ResourceKey, tuple[tuple, tuple]] = {}
+        self._resource_memo: dict[ResourceKey, tuple[tuple, tuple, tuple | None]] = {}
         self._app_memo: dict[str, tuple[str, Comparison]] = {}
         self._namespaces_watchable = True
 
@@ -162,8 +168,10 @@ class Comparator:
         state = ResourceState(key, desired, live)
         rules = [r for r in ignore if r.matches(key)]
         memo_key = (_digest(desired), _rv(live), tuple(rules))
+        mark = _spec_mark(live)
         remembered = self._resource_memo.get(key)
-        if remembered and remembered[0] == memo_key:
+        if remembered and (remembered[0] == memo_key or (
+                mark is not None and remembered[2] == mark and remembered[0][::2] == memo_key[::2])):
             state.predicted, state.sync, state.differences = remembered[1]
             return state
         if live is None:
@@ -199,10 +207,12 @@ class Comparator:
                 state.differences = differences(*comparable(live, state.predicted, rules))
                 live["metadata"].pop("managedFields", None)  # read for this comparison only
                 state.sync = OUT_OF_SYNC if state.differences else SYNCED
+                state.predicted = ACCEPTED
             else:
                 state.sync = OUT_OF_SYNC
         if state.error is None and state.predicted is not None:
-            self._resource_memo[key] = (memo_key, (state.predicted, state.sync, state.differences))
+            self._resource_memo[key] = (memo_key, (state.predicted, state.sync, state.differences),
+                                        _spec_mark(state.live))
         return state
 
     def remember_applied(self, desired: dict, applied: dict, ignore: list[IgnoreRule] = ()) -> None:
@@ -210,7 +220,8 @@ class Comparator:
         refresh right after a sync does not repeat the dry run for it."""
         key = key_of(desired)
         rules = tuple(r for r in ignore if r.matches(key))
-        self._resource_memo[key] = ((_digest(desired), _rv(applied), rules), (applied, SYNCED, []))
+        self._resource_memo[key] = ((_digest(desired), _rv(applied), rules), (ACCEPTED, SYNCED, []),
+                                    _spec_mark(applied))
 
     def _namespace_exists(self, name: str) -> bool:
         namespaces = self.cluster.resource_for("v1", "Namespace")
@@ -313,6 +324,18 @@ def _escape(token: str) -> str:
 
 def _needs_owners(rules, live: dict) -> bool:
     return any(r.managed_fields_managers for r in rules) and "managedFields" not in live["metadata"]
+
+
+def _spec_mark(obj: dict | None) -> tuple | None:
+    """What changes whenever anything but the status of `obj` changes: its generation (bumped by
+    the API server on every change of spec) with its labels and annotations; None for kinds
+    without a generation. A Deployment's many status writes during a rollout then cost no
+    dry run: the comparison of the same desired object with the same mark is remembered."""
+    meta = (obj or {}).get("metadata") or {}
+    if not meta.get("generation"):
+        return None
+    return (meta["generation"], _digest([meta.get("labels"), meta.get("annotations"),
+                                         meta.get("ownerReferences"), meta.get("finalizers")]))
 
 
 def _rv(obj: dict | None) -> str:

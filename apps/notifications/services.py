@@ -17,7 +17,6 @@ import json
 import logging
 from datetime import timedelta
 
-import django_rq
 import requests
 from django.conf import settings
 from django.db import transaction
@@ -25,7 +24,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from apps.audit import services as audit
-from apps.core.queues import QueueUnavailable, queue_errors
+from apps.core.queues import QueueUnavailable, job_queue, queue_errors
 
 from .models import DeployedRevision, Delivery, Event, Webhook
 
@@ -102,7 +101,7 @@ def _enqueue(delivery_id: int) -> None:
     def queue_it():
         try:
             with queue_errors("a notification"):
-                django_rq.get_queue(QUEUE).enqueue(jobs.deliver, delivery_id)
+                job_queue(QUEUE).enqueue(jobs.deliver, delivery_id)
         except QueueUnavailable as exc:  # retry_due sends it once Redis is back
             log.warning("%s", exc)
 

@@ -8,15 +8,18 @@ from .models import Registry
 
 
 class RegistryForm(WriteOnlySecretsForm):
-    secret_fields = ("password",)
+    secret_fields = ("password", "webhook_token")
     password = forms.CharField(widget=forms.PasswordInput, required=False,
                                help_text="password, token or robot secret; leave empty to keep "
                                          "(changing the URL, the CA or turning TLS verification "
                                          "off needs it again)")
+    webhook_token = forms.CharField(widget=forms.PasswordInput, required=False,
+                                    help_text="the auth header Harbor's webhook sends; leave "
+                                              "empty to keep")
 
     class Meta:
         model = Registry
-        fields = ["name", "kind", "url", "username", "password", "verify_tls", "ca_data"]
+        fields = ["name", "kind", "url", "username", "password", "verify_tls", "ca_data", "webhook_token"]
 
 
 @admin.register(Registry)

@@ -51,6 +51,9 @@ class Registry(models.Model):
     verify_tls = models.BooleanField(default=True, help_text="check the server's certificate")
     ca_data = models.TextField(blank=True, validators=[pem_certificates],
                                help_text="PEM of the CA to trust instead of the system's")
+    webhook_token = EncryptedTextField(blank=True, help_text=(
+        "what Harbor's webhook sends in its Authorization header (the policy's auth header); "
+        "empty: webhooks from this registry are refused"))
     connection_status = models.CharField(max_length=16, blank=True)
     connection_message = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)

@@ -10,7 +10,8 @@ from .harbor import Artifact, HarborClient, RobotAccount
 from .models import Registry
 from .oci import InvalidReference, OCIClient, RegistryError, check_reference, check_repository
 
-REGISTRY_FIELDS = ("name", "kind", "url", "username", "password", "verify_tls", "ca_data")
+REGISTRY_FIELDS = ("name", "kind", "url", "username", "password", "verify_tls", "ca_data",
+                   "webhook_token")
 
 
 def oci_client(registry: Registry) -> OCIClient:

@@ -1,5 +1,5 @@
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
 
 from apps.core.admin import PermissionCheckedAdmin, SecretTextarea, WriteOnlySecretsForm
 
@@ -8,7 +8,7 @@ from .models import Repository
 
 
 class RepositoryForm(WriteOnlySecretsForm):
-    secret_fields = ("password", "ssh_private_key", "webhook_secret")
+    secret_fields = ("password", "ssh_private_key", "webhook_secret", "gitlab_token")
     password = forms.CharField(widget=forms.PasswordInput, required=False,
                                help_text="password or access token; leave empty to keep")
     ssh_private_key = forms.CharField(
@@ -21,11 +21,15 @@ class RepositoryForm(WriteOnlySecretsForm):
                   "the server's key is always checked against them")
     webhook_secret = forms.CharField(widget=forms.PasswordInput, required=False,
                                      help_text="leave empty to keep")
+    gitlab_token = forms.CharField(
+        widget=forms.PasswordInput, required=False, label="GitLab token",
+        help_text="access token with the scope api, to link the GitLab project (action "
+                  "\"Link to GitLab\"); never shown again, leave empty to keep")
 
     class Meta:
         model = Repository
         fields = ["url", "username", "password", "ssh_private_key", "ssh_known_hosts",
-                  "webhook_secret"]
+                  "webhook_secret", "gitlab_url", "gitlab_project", "gitlab_token"]
 
     def clean(self):
         data = super().clean()
@@ -42,8 +46,26 @@ class RepositoryForm(WriteOnlySecretsForm):
 @admin.register(Repository)
 class RepositoryAdmin(PermissionCheckedAdmin):
     form = RepositoryForm
-    list_display = ["url", "username", "connection_status"]
-    readonly_fields = ["connection_status", "connection_message"]
+    list_display = ["url", "username", "connection_status", "gitlab_status"]
+    readonly_fields = ["connection_status", "connection_message", "gitlab_status",
+                       "gitlab_message"]
+    actions = ["link_gitlab", "unlink_gitlab"]
+
+    @admin.action(description="Link to GitLab (create or update the project webhook)")
+    def link_gitlab(self, request, queryset):
+        for repo in self.allowed(request, "repositories.change_repository", queryset):
+            if services.link_gitlab(repo):
+                self.message_user(request, f"{repo.url}: linked to GitLab")
+            else:
+                self.message_user(request, f"{repo.url}: {repo.gitlab_message}", messages.ERROR)
+
+    @admin.action(description="Unlink from GitLab (delete the project webhook)")
+    def unlink_gitlab(self, request, queryset):
+        for repo in self.allowed(request, "repositories.change_repository", queryset):
+            if services.unlink_gitlab(repo):
+                self.message_user(request, f"{repo.url}: unlinked from GitLab")
+            else:
+                self.message_user(request, f"{repo.url}: {repo.gitlab_message}", messages.ERROR)
 
     # Through the services, so each change lands in the audit log.
     def save_model(self, request, obj, form, change):

@@ -28,6 +28,22 @@ def http_clone_url(value: str) -> None:
                               "and password", code="credentials")
 
 
+def gitlab_base_url(value: str) -> None:
+    """A GitLab instance's base URL: the clone URL checks (host, no credentials in it), then
+    http(s) only, with no query or fragment: the token is sent there, never to ssh or oci."""
+    try:
+        http_clone_url(value)
+        parts = urlsplit(value.strip())
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError:
+        raise ValidationError("not a URL, e.g. https://gitlab.example.com", code="url") from None
+    if parts.scheme not in ("http", "https"):
+        raise ValidationError("a GitLab base URL is http:// or https://, e.g. "
+                              "https://gitlab.example.com", code="scheme")
+    if parts.query or parts.fragment:
+        raise ValidationError("a GitLab base URL has no query or fragment", code="query")
+
+
 def is_ssh_url(value: str) -> bool:
     """Whether `value` is an SSH URL; ValidationError for one whose parts are not allowed (a host
     ssh would read as an option, say)."""
@@ -54,6 +70,20 @@ class Repository(models.Model):
         blank=True, help_text="value GitLab sends in X-Gitlab-Token; empty: the global secret")
     connection_status = models.CharField(max_length=16, blank=True)
     connection_message = models.TextField(blank=True)
+    # GitLab link (apps/repositories/gitlab.py): the project's webhook, commit statuses.
+    gitlab_url = models.CharField(
+        "GitLab URL", max_length=500, blank=True, validators=[gitlab_base_url],
+        help_text="the GitLab instance, e.g. https://gitlab.example.com")
+    gitlab_project = models.CharField(
+        "GitLab project", max_length=300, blank=True,
+        help_text="path (team/deploy) or numeric id of the project")
+    gitlab_token = EncryptedTextField(
+        "GitLab token", blank=True, help_text="access token with the scope api")
+    gitlab_project_id = models.PositiveBigIntegerField(null=True, blank=True, editable=False)
+    gitlab_hook_id = models.PositiveBigIntegerField(null=True, blank=True, editable=False)
+    gitlab_status = models.CharField("GitLab link", max_length=16, blank=True, editable=False,
+                                     help_text="Linked, Failed, or empty when not linked")
+    gitlab_message = models.TextField("GitLab link error", blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

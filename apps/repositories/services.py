@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import secrets
 from functools import lru_cache
 from typing import Collection
 from pathlib import Path
@@ -88,6 +89,14 @@ def checkout(repo: Repository, sha: str, paths: list[str] | None = None) -> Path
     return repo_cache().checkout(repo.url, sha, credentials(repo), paths=paths)
 
 
+def commit_files(repo: Repository, branch: str, changes: dict[str, bytes | None], message: str,
+                 author: str, base: str | None = None) -> str:
+    """Commit `changes` on `branch` and push with the repository's credentials; rebased and
+    pushed again when another writer got there first (RepoCache.commit_files). The new head."""
+    return repo_cache().commit_files(repo.url, branch, changes, message, author,
+                                     credentials(repo), base=base)
+
+
 def check_connection(repo: Repository) -> bool:
     try:
         refs(repo)
@@ -106,12 +115,21 @@ def find_by_url(url: str) -> list[Repository]:
 
 
 REPOSITORY_FIELDS = ("url", "username", "password", "ssh_private_key", "ssh_known_hosts",
-                     "webhook_secret")
+                     "webhook_secret", "gitlab_url", "gitlab_project", "gitlab_token")
 
 
 def save_repository(repo: Repository) -> Repository:
     """Create or edit a repository (values already validated); the audit log gets what changed,
     the password and webhook secret only as "(changed)"."""
+    stored = Repository.objects.filter(pk=repo.pk).values(
+        "gitlab_url", "gitlab_project").first() if repo.pk else None
+    if stored and repo.gitlab_project_id and stored != {
+            "gitlab_url": repo.gitlab_url, "gitlab_project": repo.gitlab_project}:
+        # The link made before belongs to another project: link again to get a hook there.
+        repo.gitlab_project_id = repo.gitlab_hook_id = None
+        repo.gitlab_status = ""
+        repo.gitlab_message = ("GitLab URL or project changed: link again (the webhook of the "
+                               "project linked before was left in place)")
     return audit.save_recorded(repo, "repository", REPOSITORY_FIELDS)
 
 
@@ -121,3 +139,51 @@ def delete_repository(repo: Repository) -> None:
     repo.delete()
     audit.record("repository.deleted", None, object_type="repository", object_name=url,
                  details={"id": pk})
+
+
+# --- GitLab link (gitlab.py) -------------------------------------------------------------------
+def link_gitlab(repo: Repository) -> bool:
+    """Check the stored GitLab token (scope api), find the project and create or update its
+    webhook to us (push and tag push events, the repository's webhook secret, which is made
+    here if there is none). The outcome is kept on the repository (gitlab_status/_message)."""
+    from . import gitlab  # python-gitlab is loaded only by the processes that talk to GitLab
+
+    if not repo.webhook_secret:
+        repo.webhook_secret = secrets.token_urlsafe(32)
+        save_repository(repo)
+    try:
+        link = gitlab.link(repo.gitlab_url, repo.gitlab_token, repo.gitlab_project,
+                           repo.webhook_secret,
+                           known=(repo.gitlab_project_id, repo.gitlab_hook_id))
+    except gitlab.GitLabError as exc:
+        _set_gitlab_state(repo, status="Failed", message=str(exc))
+        return False
+    _set_gitlab_state(repo, status="Linked", message="", gitlab_project_id=link.project_id,
+                      gitlab_hook_id=link.hook_id)
+    audit.record("repository.gitlab_linked", repo, details={
+        "gitlab_url": repo.gitlab_url, "project": link.project_path, "hook": link.hook_id})
+    return True
+
+
+def unlink_gitlab(repo: Repository) -> bool:
+    """Delete our webhook from the GitLab project and forget the link (the URL, project and
+    token stay, to link again). False, with the cause kept, when GitLab refused."""
+    from . import gitlab
+
+    if repo.gitlab_hook_id and repo.gitlab_project_id:
+        try:
+            gitlab.delete_hook(repo.gitlab_url, repo.gitlab_token, repo.gitlab_project_id,
+                               repo.gitlab_hook_id)
+        except gitlab.GitLabError as exc:
+            _set_gitlab_state(repo, status="Failed", message=f"unlinking: {exc}")
+            return False
+    _set_gitlab_state(repo, status="", message="", gitlab_project_id=None, gitlab_hook_id=None)
+    audit.record("repository.gitlab_unlinked", repo, details={"gitlab_url": repo.gitlab_url})
+    return True
+
+
+def _set_gitlab_state(repo: Repository, status: str, message: str, **fields) -> None:
+    values = {"gitlab_status": status, "gitlab_message": message, **fields}
+    Repository.objects.filter(pk=repo.pk).update(**values)
+    for name, value in values.items():
+        setattr(repo, name, value)

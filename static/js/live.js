@@ -27,8 +27,16 @@
   });
 
   document.addEventListener("htmx:wsClose", (e) => {
-    // 4403: the server refused the subscription (no access); others are retried by htmx.
-    setState(e.target, e.detail.event && e.detail.event.code === 4403 ? "refused" : "off");
+    // apps/core/consumers.py: 4401 the session is gone (signed out, expired, deactivated): on to
+    // the login page, back here afterwards; 4403 no access. htmx retries neither; it retries
+    // dropped connections (1006), whose reconnect then gets one of these if the session ended.
+    const code = e.detail.event && e.detail.event.code;
+    if (code === 4401) {
+      const next = encodeURIComponent(window.location.pathname + window.location.search);
+      window.location.assign("/login/?next=" + next.replace(/%2F/g, "/")); // as Django writes it
+      return;
+    }
+    setState(e.target, code === 4403 ? "refused" : "off");
   });
 
   // The resource filter of the application page (kind/status), applied again after each swap.

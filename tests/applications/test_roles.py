@@ -3,7 +3,6 @@ and the management commands share (apps/core/access.py). On PostgreSQL and Redis
 import asyncio
 
 import pytest
-from channels.testing import WebsocketCommunicator
 from django.contrib.auth.models import Permission
 from django.core.management import CommandError, call_command
 from django.test import Client
@@ -11,6 +10,7 @@ from django.test import Client
 from apps.applications.models import Application, Operation, Project, ProjectMember
 from apps.clusters.models import Cluster
 from tests.applications.factories import make_app, make_history
+from tests.websockets import close_code, stays_open
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -172,17 +172,31 @@ def test_commands_act_as_the_named_user(team, world, sync_queue):
 
 
 def test_websocket_subscriptions_follow_visibility(team, world):
+    from django.contrib.auth.models import AnonymousUser
+
     from apps.applications.consumers import ApplicationEventsConsumer
 
-    async def attempt(user, name):
-        communicator = WebsocketCommunicator(ApplicationEventsConsumer.as_asgi(),
-                                             f"/ws/applications/{name}/")
-        communicator.scope["user"] = user
-        communicator.scope["url_route"] = {"kwargs": {"name": name}}
-        connected, code = await communicator.connect()
-        await communicator.disconnect()
-        return connected, code
+    def attempt(check, user, name):
+        return asyncio.run(check(ApplicationEventsConsumer, f"/ws/applications/{name}/", user,
+                                 {"name": name}))
 
-    assert asyncio.run(attempt(team["viewer"], "shop"))[0]
-    assert asyncio.run(attempt(team["outsider"], "shop")) == (False, 4403)
-    assert asyncio.run(attempt(team["viewer"], "billing")) == (False, 4403)
+    assert attempt(stays_open, team["viewer"], "shop")
+    # accepted, then closed with the reason and no data: the page can tell "forbidden" (stay,
+    # say so) from "not signed in" (go to the login page)
+    assert attempt(close_code, team["outsider"], "shop") == 4403
+    assert attempt(close_code, team["viewer"], "billing") == 4403
+    assert attempt(close_code, team["viewer"], "no-such-app") == 4403
+    assert attempt(close_code, AnonymousUser(), "shop") == 4401
+    team["viewer"].is_active = False
+    assert attempt(close_code, team["viewer"], "shop") == 4401
+
+
+def test_the_list_socket_refuses_anonymous_users_with_the_login_code(team, world):
+    from django.contrib.auth.models import AnonymousUser
+
+    from apps.applications.consumers import ApplicationListEventsConsumer
+
+    shop = Application.objects.get(name="shop")
+    path = f"/ws/applications/?ids={shop.pk}"
+    assert asyncio.run(close_code(ApplicationListEventsConsumer, path, AnonymousUser())) == 4401
+    assert asyncio.run(stays_open(ApplicationListEventsConsumer, path, team["viewer"]))

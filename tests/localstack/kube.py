@@ -149,8 +149,10 @@ class ControlPlane(Component):
                 "metadata": {"name": name, "annotations": {NODE_ANNOTATION: "fake"},
                              "labels": {"kubernetes.io/hostname": name, "kubernetes.io/os": "linux",
                                         "kubernetes.io/arch": "amd64", "type": "kwok"}},
-                "status": {"capacity": {"cpu": "32", "memory": "256Gi", "pods": "110"},
-                           "allocatable": {"cpu": "32", "memory": "256Gi", "pods": "110"}},
+                # Room for make bench's 1,000 applications (a pod each) on the 5 nodes; a
+                # real node's default of 110 would leave half of them Pending.
+                "status": {"capacity": {"cpu": "32", "memory": "256Gi", "pods": "1000"},
+                           "allocatable": {"cpu": "32", "memory": "256Gi", "pods": "1000"}},
             })
 
         def nodes_ready():

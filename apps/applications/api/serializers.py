@@ -6,8 +6,8 @@ from rest_framework import serializers
 from apps.clusters.models import Cluster
 from apps.repositories.models import Repository
 
-from .. import services, spec
-from ..models import Application, HistoryEntry, Operation, Project, ProjectMember
+from .. import labels, services, spec
+from ..models import Application, HistoryEntry, ImageUpdater, Operation, Project, ProjectMember
 
 RESOURCE_KEY = re.compile(r"^[^/:\s]*/[^/:\s]+:[^/:\s]*/[^/:\s]+$")
 
@@ -59,11 +59,15 @@ class ApplicationSerializer(serializers.ModelSerializer):
     ignore_differences = serializers.ListField(child=serializers.DictField(), required=False)
     source = serializers.DictField(required=False)
     tool = serializers.CharField(required=False, allow_blank=True)  # spec.clean_tool says which
+    labels = serializers.DictField(
+        child=serializers.CharField(allow_blank=True, trim_whitespace=False), required=False,
+        help_text='{"team": "web"}: Kubernetes label keys (optional DNS prefix and /) and values '
+                  '(≤ 63 characters)')
 
     class Meta:
         model = Application
-        fields = ["id", "name", "project", "repository", "revision", "path", "chart", "tool",
-                  "source", "cluster", "namespace", "automated", "prune", "self_heal",
+        fields = ["id", "name", "project", "labels", "repository", "revision", "path", "chart",
+                  "tool", "source", "cluster", "namespace", "automated", "prune", "self_heal",
                   "allow_empty", "sync_options", "ignore_differences", "retry_limit",
                   "pinned_revision",
                   "sync_status", "health_status", "health_message", "target_sha", "synced_sha",
@@ -98,6 +102,12 @@ class ApplicationSerializer(serializers.ModelSerializer):
     def validate_sync_options(self, value):
         return _spec_field("sync_options", value)
 
+    def validate_labels(self, value):
+        try:
+            return labels.clean(value)
+        except labels.InvalidLabel as exc:
+            raise serializers.ValidationError(str(exc)) from None
+
     def validate_ignore_differences(self, value):
         return _spec_field("ignore_differences", value)
 
@@ -130,7 +140,8 @@ class OperationSerializer(serializers.ModelSerializer):
 class HistoryEntrySerializer(serializers.ModelSerializer):
     class Meta:
         model = HistoryEntry
-        fields = ["id", "sha", "revision", "source", "operation", "deployed_at", "deployed_by"]
+        fields = ["id", "sha", "revision", "source", "operation", "deployed_at", "deployed_by",
+                  "images"]
         read_only_fields = fields
 
 
@@ -231,3 +242,35 @@ class KubeEventSerializer(serializers.Serializer):
 class RefreshRequestSerializer(serializers.Serializer):
     hard = serializers.BooleanField(required=False, default=False, help_text=
                                     "render again, ignoring rendered manifests and fetched charts")
+
+
+class ImageUpdaterSerializer(serializers.ModelSerializer):
+    """An image update policy of the application (writeback.py); last_* tell how the last
+    write-back that concerned it ended."""
+
+    class Meta:
+        model = ImageUpdater
+        fields = ["id", "image", "strategy", "constraint", "target", "helm_values_file",
+                  "helm_tag_key", "helm_repository_key", "helm_digest_key", "pin_digest",
+                  "branch", "commit_author", "commit_message", "enabled", "last_status",
+                  "last_message", "last_tag", "last_commit", "last_run_at"]
+        read_only_fields = ["last_status", "last_message", "last_tag", "last_commit",
+                            "last_run_at"]
+        validators = []  # (application, image) is unique: checked in validate with the app
+
+    def validate(self, attrs):
+        from ..writeback import policy_problems
+
+        app = self.context["application"]
+        editable = [f for f in self.Meta.fields if f not in self.Meta.read_only_fields + ["id"]]
+        values = {f: getattr(self.instance, f) for f in editable} if self.instance else {}
+        candidate = ImageUpdater(application=app, **{**values, **attrs})
+        problems = policy_problems(candidate)
+        others = ImageUpdater.objects.filter(application=app, image=candidate.image)
+        if self.instance is not None:
+            others = others.exclude(pk=self.instance.pk)
+        if others.exists():
+            problems["image"] = "the application has a policy for this image already"
+        if problems:
+            raise serializers.ValidationError(problems)
+        return attrs

@@ -1,5 +1,6 @@
 from django.conf import settings
 from django.db.models import Max
+from django.http import HttpResponse
 from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (OpenApiParameter, OpenApiResponse, PolymorphicProxySerializer,
@@ -14,12 +15,13 @@ from rest_framework.views import APIView
 
 from apps.core.access import require
 
-from .. import inspection, services, webhooks
+from .. import inspection, listcache, services, webhooks, writeback
 from ..filtersets import HEALTH_STATUSES, SORTS, SYNC_STATUSES, ApplicationFilterSet
-from ..models import Application, Operation, Project
+from ..models import Application, ImageUpdater, Operation, Project
 from ..rules import visible
 from . import webhook
-from .serializers import (ApplicationSerializer, HistoryEntrySerializer, KubeEventSerializer,
+from .serializers import (ApplicationSerializer, HistoryEntrySerializer, ImageUpdaterSerializer,
+                          KubeEventSerializer,
                           OperationSerializer, ProjectSerializer, RefreshRequestSerializer,
                           ResourceDetailSerializer, ResourceQuerySerializer,
                           ResourceTreeSerializer, RollbackRequestSerializer, SyncRequestSerializer)
@@ -35,6 +37,9 @@ LIST_FILTERS = [OpenApiParameter("sync", enum=SYNC_STATUSES,
                 OpenApiParameter("repository", description="repository URL"),
                 OpenApiParameter("search", description="part of the name, repository URL, "
                                                        "namespace or path"),
+                OpenApiParameter("labels", description="a label selector as in Argo CD, e.g. "
+                                 "team=web,env!=prod; also key (has it), !key, key in (a,b), "
+                                 "key notin (a,b); one it cannot read is a 400 naming it"),
                 OpenApiParameter("sort", description="a field, `-` first for descending: "
                                                      + ", ".join(SORTS))]
 RESOURCE_QUERY = [OpenApiParameter("group", description="API group, empty for the core API"),
@@ -88,13 +93,33 @@ class ApplicationViewSet(viewsets.ModelViewSet):
         "operations": "applications.view_application", "history": "applications.view_application",
         "resources": "applications.view_application",
         "resource_tree": "applications.view_application",
-        "resource": "applications.view_application", "events": "applications.view_application"}
+        "resource": "applications.view_application", "events": "applications.view_application",
+        # Reading needs view; each write asks change_application on the app (_image_updaters).
+        "image_updaters": "applications.view_application",
+        "image_updater": "applications.view_application"}
 
     def get_queryset(self):
         apps = visible(self.request.user, services.list_applications())
         if self.action != "list":
             return apps
-        return _filtered(self.request.query_params, apps)
+        # Per-resource statuses: the bulk of a row, and not in the list's fields.
+        return _filtered(self.request.query_params, apps.defer("resources"))
+
+    def list(self, request, *args, **kwargs):
+        """Served from the list cache (apps/applications/listcache.py) while no application
+        changed. JSON only: the browsable API's HTML names the viewer and holds their CSRF token."""
+        if request.accepted_renderer.format != "json":
+            return super().list(request, *args, **kwargs)
+
+        def render():
+            response = super(ApplicationViewSet, self).list(request, *args, **kwargs)
+            return request.accepted_renderer.render(
+                response.data, request.accepted_media_type,
+                {**self.get_renderer_context(), "response": response})
+        parts = ("api", listcache.viewer_of_api(request.user), request.build_absolute_uri(),
+                 request.accepted_media_type)
+        return HttpResponse(listcache.cached(parts, render),
+                            content_type=request.accepted_renderer.media_type)
 
     def perform_create(self, serializer):
         # The project comes with the request: the role is checked in that project.
@@ -185,6 +210,45 @@ class ApplicationViewSet(viewsets.ModelViewSet):
         ops = self.get_object().operations.select_related("application", "initiated_by")
         page = self.paginate_queryset(ops)
         return self.get_paginated_response(OperationSerializer(page, many=True).data)
+
+    @extend_schema(request=ImageUpdaterSerializer,
+                   responses={200: ImageUpdaterSerializer(many=True), 201: ImageUpdaterSerializer})
+    @action(detail=True, methods=["get", "post"], url_path="image-updaters")
+    def image_updaters(self, request, name=None):
+        """The application's image update policies (GET), or a new one (POST): a tag pushed to
+        `image` that the strategy accepts is written to the app's folder in Git."""
+        app = self.get_object()
+        if request.method == "GET":
+            return Response(ImageUpdaterSerializer(app.image_updaters.all(), many=True).data)
+        require(request.user, "applications.change_application", app)
+        serializer = ImageUpdaterSerializer(data=request.data, context={"application": app})
+        serializer.is_valid(raise_exception=True)
+        updater = writeback.save_policy(ImageUpdater(application=app,
+                                                     **serializer.validated_data))
+        return Response(ImageUpdaterSerializer(updater).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=ImageUpdaterSerializer, responses={200: ImageUpdaterSerializer,
+                                                              204: None})
+    @action(detail=True, methods=["get", "patch", "delete"],
+            url_path=r"image-updaters/(?P<updater_id>[0-9]+)")
+    def image_updater(self, request, name=None, updater_id=None):
+        """One image update policy: read, change (PATCH) or delete."""
+        app = self.get_object()
+        updater = app.image_updaters.filter(pk=updater_id).first()
+        if updater is None:
+            raise NotFound("no such image update policy for this application")
+        if request.method == "GET":
+            return Response(ImageUpdaterSerializer(updater).data)
+        require(request.user, "applications.change_application", app)
+        if request.method == "DELETE":
+            writeback.delete_policy(updater)
+            return Response(status=status.HTTP_204_NO_CONTENT)
+        serializer = ImageUpdaterSerializer(updater, data=request.data, partial=True,
+                                            context={"application": app})
+        serializer.is_valid(raise_exception=True)
+        for key, value in serializer.validated_data.items():
+            setattr(updater, key, value)
+        return Response(ImageUpdaterSerializer(writeback.save_policy(updater)).data)
 
     @extend_schema(responses={200: HistoryEntrySerializer(many=True)})
     @action(detail=True, methods=["get"])
@@ -288,15 +352,26 @@ class GitWebhookView(APIView):
         if push.ignored:
             return Response({"applications": [], "detail": push.ignored},
                             status=status.HTTP_202_ACCEPTED)
+        from apps.builds import services as builds  # a tag may start builds (its tag rules)
+
+        builds.refuse_unsigned_tag_builds(push.url, push.ref)
+        sha = request.data.get("checkout_sha")  # the commit; `after` is an annotated tag's object
+
+        def start_builds(repos):
+            return builds.start_tag_builds(repos, push.ref, sha, push.delivery)
         outcome = webhooks.handle_push(push.url, push.token, ref=push.ref,
                                        default_branch=push.default_branch, delivery=push.delivery,
-                                       after=push.after)
+                                       after=push.after, then=start_builds)
         if outcome.duplicate:
             return Response({"applications": [], "duplicate": True}, status=status.HTTP_200_OK)
+        # A tag's answer names the builds it started (a branch's stays as it was).
+        started = {"builds": [b.pk for b in outcome.started]} \
+            if push.ref.startswith(builds.TAG_PREFIX) else {}
         if outcome.already_handled:
-            return Response({"applications": [], "already_handled": True},
-                            status=status.HTTP_200_OK)
-        return Response({"applications": [a.name for a in outcome.applications]},
+            return Response({"applications": [], "already_handled": True, **started},
+                            status=status.HTTP_202_ACCEPTED if outcome.started
+                            else status.HTTP_200_OK)
+        return Response({"applications": [a.name for a in outcome.applications], **started},
                         status=status.HTTP_202_ACCEPTED)
 
 

@@ -38,6 +38,7 @@ from .git_auth import explain as _explain
 from .git_auth import redact as _redact
 from .git_auth import split_url as _split_url
 from .git_commit import Committing
+from .shared_calls import SharedCalls
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +69,7 @@ class RepoCache(Committing):
         self.keep_exports = KEEP_EXPORTS
         self._trees_lock = threading.Lock()
         self._scans = export.ScanMemo()
+        self._ls_remotes = SharedCalls()
         self._locks_guard = threading.Lock()
         self._askpass = self.root / "askpass.sh"
         if not self._askpass.exists():
@@ -83,7 +85,14 @@ class RepoCache(Committing):
         return self.root / hmac.new(self._path_secret, clean.encode(), hashlib.sha256).hexdigest()
 
     def ls_remote(self, url: str, creds: GitCredentials | None = None) -> dict[str, str]:
-        """Every ref of the remote (HEAD, refs/heads/*, refs/tags/* and peeled `^{}`) -> sha."""
+        """Every ref of the remote (HEAD, refs/heads/*, refs/tags/* and peeled `^{}`) -> sha.
+
+        Threads asking at once share a call that started after they asked (SharedCalls)."""
+        key = hashlib.sha256(repr((url, creds and (creds.username, creds.secret, creds.ssh_private_key,
+                                                   creds.ssh_known_hosts))).encode()).digest()
+        return dict(self._ls_remotes.call(key, lambda: self._ls_remote(url, creds)))
+
+    def _ls_remote(self, url: str, creds: GitCredentials | None) -> dict[str, str]:
         out = self._git(["ls-remote", "--", "{url}"], url, creds)
         refs = {}
         for line in out.splitlines():

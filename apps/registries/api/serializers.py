@@ -14,17 +14,21 @@ class RegistrySerializer(serializers.ModelSerializer):
     then it must be sent again. has_password tells whether one is stored."""
 
     has_password = serializers.SerializerMethodField()
+    has_webhook_token = serializers.SerializerMethodField()
 
     class Meta:
         model = Registry
         fields = ["id", "name", "kind", "url", "username", "password", "has_password",
-                  "verify_tls", "ca_data", "connection_status", "connection_message",
+                  "verify_tls", "ca_data", "webhook_token", "has_webhook_token", "connection_status", "connection_message",
                   "created_at", "updated_at"]
         read_only_fields = ["connection_status", "connection_message", "created_at", "updated_at"]
-        extra_kwargs = {"password": SECRET}
+        extra_kwargs = {"password": SECRET, "webhook_token": SECRET}
 
     def get_has_password(self, obj) -> bool:
         return bool(obj.password)
+
+    def get_has_webhook_token(self, obj) -> bool:
+        return bool(obj.webhook_token)
 
     def validate_url(self, value: str) -> str:
         return value.strip().rstrip("/")

@@ -2,10 +2,10 @@ import os
 import sys
 import threading
 
-import django_rq
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connections
 
+from apps.core.queues import job_queue
 from apps.core.reconciler import Reconciler, periodic_tasks
 from apps.core.worker import DEFAULT_THREADS, ThreadedWorker
 
@@ -31,7 +31,7 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         if options["threads"] < 1:
             raise CommandError("--threads (GITOPS_UI_WORKER_THREADS) must be at least 1")
-        queues = [django_rq.get_queue(name) for name in options["queues"]]
+        queues = [job_queue(name) for name in options["queues"]]
         worker = ThreadedWorker(queues, connection=queues[0].connection,
                                 threads=options["threads"], priority=PRIORITY)
         stop = threading.Event()
