@@ -116,6 +116,11 @@ class ApplicationAdmin(PermissionCheckedAdmin):
     actions = ["sync_now", "refresh"]
     inlines = [ImageUpdaterInline]
 
+    def get_inline_instances(self, request, obj=None):
+        # Image update policies belong to an existing application: the add page (and a script
+        # posting it) has none to manage.
+        return super().get_inline_instances(request, obj) if obj is not None else []
+
     def get_queryset(self, request):
         return visible(request.user, super().get_queryset(request))
 
