@@ -40,6 +40,7 @@ def run(build_id: int) -> Build | None:
     if rule is not None:
         secrets += [rule.registry.password]
     out = BuildLog(build.pk, secrets)
+    services.report_to_gitlab(build)  # pending: a worker has it, waiting for a slot
     try:
         if rule is None:
             raise StepFailed("its tag rule was deleted")

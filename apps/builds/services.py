@@ -12,6 +12,7 @@ import time
 
 from django.conf import settings
 from django.db import connection, transaction
+from django.urls import reverse
 from django.utils import timezone
 
 from apps.applications.webhooks import WebhookSecretMissing
@@ -169,6 +170,8 @@ def cancel(build: Build, user=None) -> Build:
         build.save(update_fields=["status", "finished_at", "message", "cancel_requested"])
     audit.record("build.canceled", build, project=build.project, actor=user)
     publish_status(build)
+    if build.status == Build.Status.CANCELED:  # a running one is reported by its worker
+        report_to_gitlab(build)
     return build
 
 
@@ -194,6 +197,7 @@ def claim_slot(build_id: int) -> str:
         build.status, build.started_at = Build.Status.RUNNING, timezone.now()
         build.save(update_fields=["status", "started_at"])
     publish_status(build)
+    report_to_gitlab(build)
     return "running"
 
 
@@ -239,7 +243,29 @@ def finish(build_id: int, status: str, message: str = "", **fields) -> Build:
                                              finished_at=timezone.now(), **fields)
     build = Build.objects.get(pk=build_id)
     publish_status(build)
+    report_to_gitlab(build)
     return build
+
+
+GITLAB_STATES = {Build.Status.QUEUED: "pending", Build.Status.RUNNING: "running",
+                 Build.Status.SUCCEEDED: "success", Build.Status.FAILED: "failed",
+                 Build.Status.CANCELED: "canceled"}
+
+
+def report_to_gitlab(build: Build) -> None:
+    """The build's state as a commit status in its repository's GitLab project (linked
+    repositories only), linking to the build page when GITOPS_UI_PUBLIC_URL is set. Called by
+    the worker and by cancel, never in a webhook's request; a refusal is logged by
+    report_commit_status and never fails the build."""
+    from apps.repositories import gitlab
+
+    base = settings.GITOPS_UI_PUBLIC_URL.rstrip("/")
+    page = f"{base}{reverse('builds:detail', args=[build.pk])}" if base else ""
+    try:
+        gitlab.report_commit_status(build.repository, build.sha, GITLAB_STATES[build.status],
+                                    page, f"{build.action} {build.image}")
+    except ValueError as exc:  # not a full sha (a build started by hand from a short one)
+        log.warning("commit status of build %s not reported: %s", build.pk, exc)
 
 
 def reusable_build(build: Build) -> Build | None:
