@@ -267,11 +267,13 @@ def refresh_many(apps: list[Application], run_operation=None) -> list[Operation]
     return operations
 
 
-def refresh_listed(apps: list[Application], refs: dict, run_operation=None) -> list[Operation]:
+def refresh_listed(apps: list[Application], refs: dict, run_operation=None,
+                   previous: str = "") -> list[Operation]:
     """Refresh applications of one repository against refs already listed, changed ones
-    first; automated syncs returned, or run at once by `run_operation(op)`."""
+    first (since commit `previous` when given); automated syncs returned, or run at once by
+    `run_operation(op)`."""
     operations = []
-    for app in changed_first(apps, refs):
+    for app in changed_first(apps, refs, previous):
         op = refresh(app, known_refs=refs)  # one app's trouble never stops the others
         if op and run_operation:
             run_operation(op)

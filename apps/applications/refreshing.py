@@ -230,7 +230,8 @@ def refresh_repository(repo_id: int, ref: str = "", default_branch: str = "") ->
         return 0  # handled, or being handled by another worker
     try:
         # On the refs listed above: a push costs one ls-remote, not two.
-        reconcile.refresh_listed(apps, refs, run_operation=lambda op: operations.run(op.pk))
+        reconcile.refresh_listed(apps, refs, run_operation=lambda op: operations.run(op.pk),
+                                 previous=(last.peeled or last.sha) if last is not None else "")
         # Only a failed refresh leaves sync Unknown (reconcile.record_failure).
         failed = tuple(sorted(app.pk for app in apps if app.sync_status == "Unknown"))
         polling.record_handled(repo_id, ref, polling.Handled(now.sha, now.peeled, failed))

@@ -203,9 +203,28 @@ def render_key(app: Application, root: Path, sha: str) -> tuple:
     return (app.repository.url, settings_key, "folder", tree)
 
 
-def changed_first(apps: list[Application], known_refs: dict) -> list[Application]:
+DIFF_FROM_APPS = 20  # fewer apps: looking at each one's render is cheaper than a git call
+
+
+def changed_first(apps: list[Application], known_refs: dict,
+                  previous: str = "") -> list[Application]:
     """The apps whose manifests a new commit changes, ahead of those it leaves alone, so a
-    webhook's change is applied before the many no-op refreshes of its neighbours."""
+    webhook's change is applied before the many no-op refreshes of its neighbours.
+
+    With `previous` (the commit the apps were last refreshed at), the apps whose folder holds a
+    file that differs come first: one `git diff-tree`, not a look at every app's render (which
+    costs ~0.3 ms per app before the first change is applied). An app that reads a changed
+    file outside its folder (a Kustomize base) is then refreshed with the rest, only later."""
+    first = apps[0] if apps else None
+    if previous and len(apps) > DIFF_FROM_APPS and not first.chart:
+        try:
+            new = repositories.resolve(first.repository, first.target_revision, known_refs)
+            changed = repositories.changed_files(first.repository, previous, new)
+        except Exception:  # the refreshes themselves record what is wrong
+            changed = None
+        if changed is not None:
+            return sorted(apps, key=lambda app: not _holds_any(app.path, changed))
+
     def unchanged(app):
         if app.chart:
             return False
@@ -216,6 +235,13 @@ def changed_first(apps: list[Application], known_refs: dict) -> list[Application
         except Exception:  # its refresh records the error, a bug included
             return False
     return sorted(apps, key=unchanged)
+
+
+def _holds_any(folder: str, paths: list[str]) -> bool:
+    folder = folder.strip("/")
+    if folder in ("", "."):
+        return bool(paths)
+    return any(p == folder or p.startswith(folder + "/") for p in paths)
 
 
 def ignore_rules(app: Application) -> list[IgnoreRule]:

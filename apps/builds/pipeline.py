@@ -64,7 +64,10 @@ def run(build_id: int) -> Build | None:
         out.write(f"FAILED: {message}")
         return _end(build.pk, out, Build.Status.FAILED, message)
     out.write(f"done: {build.image}" + (f"@{fields['digest']}" if fields.get("digest") else ""))
-    return _end(build.pk, out, Build.Status.SUCCEEDED, "", **fields)
+    finished = _end(build.pk, out, Build.Status.SUCCEEDED, "", **fields)
+    if finished.action == TagRule.Action.PUSH and finished.digest:
+        services.write_back_pushed(finished)
+    return finished
 
 
 def _end(build_id: int, out: BuildLog, status: str, message: str, **fields) -> Build:

@@ -247,6 +247,21 @@ def finish(build_id: int, status: str, message: str = "", **fields) -> Build:
     return build
 
 
+def write_back_pushed(build: Build) -> None:
+    """After a push: the applications whose image update policy accepts the image get it
+    written into their deploy repository (apps/applications/writeback.py, on the sync queue),
+    as a Harbor PUSH_ARTIFACT webhook would do for an image pushed elsewhere."""
+    from apps.applications import writeback
+    from apps.core.queues import QueueUnavailable
+    from apps.engine import images
+
+    image = images.parse(build.image)
+    try:
+        writeback.queue_write_back(image.name, image.tag or "latest", build.digest)
+    except QueueUnavailable as exc:  # the image is pushed; Harbor's webhook or a retry may follow
+        log.warning("write-back after build %s not queued: %s", build.pk, exc)
+
+
 GITLAB_STATES = {Build.Status.QUEUED: "pending", Build.Status.RUNNING: "running",
                  Build.Status.SUCCEEDED: "success", Build.Status.FAILED: "failed",
                  Build.Status.CANCELED: "canceled"}

@@ -84,6 +84,11 @@ def resolve(repo: Repository, revision: str, known_refs: dict | None = None) -> 
     return repo_cache().resolve(repo.url, revision, credentials(repo), refs=known_refs)
 
 
+def changed_files(repo: Repository, old: str, new: str) -> list[str] | None:
+    """Paths that differ between two commits of the repository (RepoCache.changed_files)."""
+    return repo_cache().changed_files(repo.url, old, new, credentials(repo))
+
+
 def checkout(repo: Repository, sha: str, paths: list[str] | None = None) -> Path:
     """Commit `sha`'s files: only `paths` and what they refer to when given (RepoCache.checkout)."""
     return repo_cache().checkout(repo.url, sha, credentials(repo), paths=paths)

@@ -11,6 +11,7 @@ from django.conf import settings
 
 from apps.builds import jobs, services
 from apps.builds.models import Build
+from apps.core.queues import job_queue
 from apps.registries import services as registries
 from apps.registries.oci import MANIFEST_ACCEPT
 from tests.waiting import until
@@ -31,6 +32,7 @@ def assert_no_secret(build, *secrets):
 
 def test_push_tag_builds_then_pushes_and_the_registry_serves_the_digest(
         client, world, builds_queue, buildah, registry, git_server):
+    job_queue("sync").empty()
     sha = world.service.commit({"Dockerfile": dockerfile(
         buildah, "COPY hello.txt /hello.txt", "RUN cat /hello.txt")
         , "hello.txt": "hello from the pipeline\n"})
@@ -58,6 +60,11 @@ def test_push_tag_builds_then_pushes_and_the_registry_serves_the_digest(
     commands = [line for line in build.log.splitlines() if line.startswith("$ buildah")]
     assert len(commands) == 2 and all("--authfile" in c and "--creds" not in c for c in commands)
     assert not list((Path(settings.GITOPS_UI_BUILDS_DIR) / "buildah" / "tmp").glob("auth-*"))
+    # The deploy repositories follow: the image's write-back is queued for the engine
+    # (tests/applications/test_writeback.py takes it from there to the cluster).
+    write_backs = [job.args for job in job_queue("sync").get_jobs()
+                   if job.func_name == "apps.applications.writeback_jobs.write_back"]
+    assert write_backs == [(f"{registry.host}/team/img{world.repo.pk}", "1.2.0", build.digest)]
 
 
 def test_a_commit_built_once_is_reused_for_the_push(world, buildah, builds_queue):

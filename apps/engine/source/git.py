@@ -101,6 +101,18 @@ class RepoCache(Committing):
                 refs[ref] = sha
         return refs
 
+    def changed_files(self, url: str, old: str, new: str,
+                      creds: GitCredentials | None = None) -> list[str] | None:
+        """Repository paths that differ between commits `old` and `new` (fetched if the cache
+        lacks `new`), or None when that cannot be told (`old` unknown here, not a sha)."""
+        if not (HEX.match(old or "") and HEX.match(new or "")):
+            return None
+        new = self._commit_sha(url, new, creds)
+        if not self._local_commit(url, old):
+            return None
+        out = self._git(["diff-tree", "-r", "--no-commit-id", "--name-only", "-z", old, new], url)
+        return [p for p in out.split("\0") if p]
+
     def resolve(self, url: str, revision: str | None, creds: GitCredentials | None = None,
                 refs: dict[str, str] | None = None) -> str:
         """The commit sha `revision` names on the remote: branch, tag (peeled), sha, or HEAD.
