@@ -5,11 +5,11 @@ checked by the API's ProjectSerializer, as a PATCH /api/projects/<id> would be).
 from django.contrib import messages
 from django.contrib.auth import get_user_model
 from django.db.models import Count
-from django.http import Http404, HttpResponse
+from django.http import Http404
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from apps.core.access import Forbidden, require
+from apps.core.access import require
 from apps.notifications.models import Delivery
 
 from . import services
@@ -97,10 +97,7 @@ def parse_restrictions(post) -> tuple[dict, dict]:
 def project_members(request, name):
     """The member form: a role (or remove) per member, and one user to add."""
     project = _visible_project(request, name)
-    try:
-        require(request.user, "applications.change_project", project)
-    except Forbidden as exc:
-        return HttpResponse(str(exc), status=403)
+    require(request.user, "applications.change_project", project)
     roles, errors = set(ProjectMember.Role.values), []
     members = []
     for member in project.members.select_related("user"):
@@ -133,10 +130,7 @@ def project_members(request, name):
 def project_restrictions(request, name):
     """Which repositories and destinations the project's applications may use (empty: any)."""
     project = _visible_project(request, name)
-    try:
-        require(request.user, "applications.change_project", project)
-    except Forbidden as exc:
-        return HttpResponse(str(exc), status=403)
+    require(request.user, "applications.change_project", project)
     typed = {key: request.POST.get(key, "") for key in ("source_repos", "destinations")}
     data, errors = parse_restrictions(request.POST)
     if not errors:

@@ -20,7 +20,7 @@ from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
-from apps.core.access import Forbidden, refusal, require
+from apps.core.access import refusal, require
 from apps.core.queues import QueueUnavailable
 
 from . import forms, inspection, listcache, services, spec
@@ -209,10 +209,7 @@ def application_new(request):
                 require(request.user, "applications.add_application",
                         Application(project=data["project"]))
                 return services.create_application(**data)
-            try:
-                app, errors = _saved(create)
-            except Forbidden as exc:
-                return HttpResponse(str(exc), status=403)
+            app, errors = _saved(create)
             if not errors:
                 messages.success(request, f"Created {app.name}; its first refresh is on the way.")
                 return redirect("applications:detail", name=app.name)
@@ -235,10 +232,7 @@ def application_edit(request, name):
                     require(request.user, "applications.add_application",
                             Application(project=data["project"]))
                 return services.update_application(app, **data)
-            try:
-                _, errors = _saved(update)
-            except Forbidden as exc:
-                return HttpResponse(str(exc), status=403)
+            _, errors = _saved(update)
             if not errors:
                 messages.success(request, f"Saved {app.name}; it is refreshed with the new settings.")
                 return redirect("applications:detail", name=app.name)
@@ -269,11 +263,9 @@ def action(perm_name: str):
         @wraps(view)
         def wrapper(request, name):
             app = _visible_app(request, name)
+            require(request.user, ACTIONS[perm_name], app)
             try:
-                require(request.user, ACTIONS[perm_name], app)
                 result = view(request, app)
-            except Forbidden as exc:
-                return HttpResponse(str(exc), status=403)
             except (services.ApplicationError, QueueUnavailable) as exc:
                 messages.error(request, str(exc))
                 result = None

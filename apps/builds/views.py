@@ -7,7 +7,6 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from apps.applications.views import signed_in
-from apps.core.access import Forbidden
 
 from . import services
 from .filtersets import filtered
@@ -46,8 +45,6 @@ def build_cancel(request, pk):
     build = _visible_build(request, pk)
     try:
         services.cancel(build, request.user)
-    except Forbidden as exc:
-        return HttpResponse(str(exc), status=403)
     except services.NotCancelable as exc:
         messages.error(request, str(exc))
     if request.htmx:

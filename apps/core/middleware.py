@@ -43,3 +43,25 @@ def _announced_length(request) -> int:
         return int(request.META.get("CONTENT_LENGTH") or 0)
     except ValueError:
         return 0  # not a number: Django's own parsing treats it as no body
+
+
+class RefusalAs403:
+    """A page view's Forbidden (apps/core/access.require) is answered 403 with what was
+    refused, so no view needs its own try/except for it. The API answers refusals through its
+    exception handler (apps/core/api/exceptions.py) before anything reaches here."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        return self.get_response(request)
+
+    def process_exception(self, request, exception):
+        from django.http import HttpResponse
+
+        from .access import Forbidden
+
+        if isinstance(exception, Forbidden):
+            return HttpResponse(str(exception), status=403)
+        return None
+
