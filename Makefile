@@ -1,6 +1,6 @@
 # The two commands of the README: `make run` and `make test`. Everything they need is installed
 # by tools/install.sh, only when missing.
-.PHONY: run test deps stack bench lint
+.PHONY: run test deps stack bench lint demo
 
 run:
 	@tools/install.sh python
@@ -15,6 +15,12 @@ deps:
 # Start the whole local stack and print how to reach each part (Ctrl-C stops it).
 stack: deps
 	.venv/bin/python -m tests.localstack
+
+# The build loop walked once on the local stack with the platform running (tag build-1.0.0,
+# tag push-1.0.0 → write-back → sync → pods on 1.0.0), then the dashboard stays up until Ctrl-C.
+# DEMO_ARGS=--once stops after the walk.
+demo: deps
+	.venv/bin/python -m benchmarks.demo $(DEMO_ARGS)
 
 # With no BENCH_ARGS: every measurement at N=100, then the scale rows of the README (N=300 and
 # N=1,000 apps × 10 resources), each on a fresh stack: 19 minutes on the 2-core machine.

@@ -17,6 +17,9 @@ Measurements (--only picks some; default all):
   pages       with --page-apps (1,000) applications in the database: list page and list API,
               sequential, then with --readers concurrent readers while /healthz is probed;
               the big app's page when big-app ran too (benchmarks/pages.py)
+  pipeline    tag webhook → build started (p50/p95 over --pushes ≤ 10 build tags); a push
+              build's time over a bare `buildah bud` + `buildah push`; tag push → pods running
+              the new image, end to end (benchmarks/pipeline.py)
 """
 from __future__ import annotations
 
@@ -25,11 +28,11 @@ import signal
 import sys
 import traceback
 
-from . import flood, machine, pages, polling, report, scenarios, workload
+from . import flood, machine, pages, pipeline, polling, report, scenarios, workload
 from .system import System, log
 
 ALL = ("latency", "first-sync", "refresh", "big-app", "memory", "profile", "polling", "flood",
-       "pages")
+       "pages", "pipeline")
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -89,7 +92,8 @@ def main(argv: list[str]) -> int:
     system = System()
     sel = args.selected
     results = data["results"]
-    needs_launcher = bool(sel & {"latency", "first-sync", "refresh", "memory", "polling", "flood"})
+    needs_launcher = bool(sel & {"latency", "first-sync", "refresh", "memory", "polling", "flood",
+                                 "pipeline"})
     needs_apps = (bool(sel & {"latency", "first-sync", "refresh", "memory", "flood"})
                   and args.apps > 0)
     try:
@@ -125,6 +129,8 @@ def main(argv: list[str]) -> int:
         if "memory" in sel and system.launcher_running():
             results.setdefault("memory", {})["launcher_at_rest"] = scenarios.launcher_at_rest(ctx)
             log(f"launcher at rest: {results['memory']['launcher_at_rest']['total_mib']:.0f} MiB")
+        if "pipeline" in sel:  # after the memory at rest: it leaves the build worker running
+            results["pipeline"] = pipeline.run(ctx, min(args.pushes, 10))
         if system.launcher_running():
             data["launcher_cpu_total_s"] = round(machine.cpu_seconds([system.launcher.pid]), 1)
             log("stopping the launcher (in-process measurements follow)")
@@ -175,11 +181,7 @@ def main(argv: list[str]) -> int:
             log(f"launcher log tail:\n{system.launcher_tail()}")
         status = 1
     finally:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut cleanup short
-        try:
-            system.close()
-        finally:
-            signal.signal(signal.SIGINT, signal.default_int_handler)
+        system.close_uninterrupted()
     data["wall_s"] = round(watch.elapsed, 1)
     data["machine"]["load_at_end"] = machine.loadavg()
     path = report.write_json(stem, data)

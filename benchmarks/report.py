@@ -149,6 +149,9 @@ def rows(data: dict) -> list[tuple[str, str, str]]:
                     f"p50 {_s(during['p50'], digits=3)} vs {_s(rest['p50'], digits=3)} (max "
                     f"{_s(during['max'], digits=3)} vs {_s(rest['max'], digits=3)}, timeouts "
                     f"{fl['timeouts']})", "no slower during the flood"))
+    from .pipeline import rows as pipeline_rows
+
+    out += pipeline_rows(r.get("pipeline"))
     mem = r.get("memory", {})
     if mem.get("probe"):
         p = mem["probe"]

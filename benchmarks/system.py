@@ -165,6 +165,14 @@ class System:
         return out
 
     # --- cleanup ------------------------------------------------------------------------------
+    def close_uninterrupted(self) -> None:
+        """close(), with Ctrl-C ignored meanwhile: a second one must not cut the cleanup short."""
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        try:
+            self.close()
+        finally:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+
     def close(self) -> None:
         for child in self.children:
             if child.poll() is None:

@@ -308,8 +308,8 @@ def services(env: dict, host: str, port: int) -> list[Child]:
         # the reconciler's schedule on threads of its own. -v 0: warnings and job failures only,
         # not a line per job (quiet at rest).
         Child("engine", MANAGE + ["engine", "-v", "0"], env),
-        # A process per build, forked from a parent that imports no Django; the parent runs
-        # only while builds are queued (idle for BUILDS_IDLE s, it exits).
+        # A process per build, forked from a parent that has Django and the build code loaded;
+        # the parent runs only while builds are queued (idle for BUILDS_IDLE s, it exits).
         OnDemand("builds", [sys.executable, "-m", "apps.core.worker", "-q",
                             f"--idle={BUILDS_IDLE}", "builds"], env, queue="builds"),
     ]

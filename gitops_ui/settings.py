@@ -34,7 +34,7 @@
 | GITOPS_UI_AUDIT_RETENTION_DAYS | 90 | days audit log entries are kept; older ones are pruned hourly by the reconciler (0: kept forever) |
 | GITOPS_UI_BUILDS_DIR | <data dir>/builds | the build worker's buildah storage (images, layers) and temporary files |
 | GITOPS_UI_MAX_CONCURRENT_BUILDS | 2 | builds running at once; more wait, queued |
-| GITOPS_UI_BUILD_TIMEOUT | 1800 | seconds one buildah step (build, push) may take before the build fails |
+| GITOPS_UI_BUILD_TIMEOUT | 1800 | seconds one buildah step (build, push), or a kaniko Job (its activeDeadlineSeconds), may take before the build fails |
 | GITOPS_UI_TRUSTED_PROXIES | (none) | comma-separated proxy addresses or networks whose X-Forwarded-For is believed (audit log, login lockouts); otherwise the peer's address counts |
 """
 from gitops_ui.env import (BASE_DIR, data_dir, database_from_url, env_bool, env_list,
@@ -149,11 +149,13 @@ CHANNEL_LAYERS = {"default": {
     "BACKEND": "channels_redis.core.RedisChannelLayer",
     "CONFIG": {"hosts": [REDIS_URL]},
 }}
+# A signed-in page view reads its session from Redis, not the database (apps/core/sessions.py).
+SESSION_ENGINE = "apps.core.sessions"
 
 REST_FRAMEWORK = {
     # Token first: an unauthenticated request gets 401 with `WWW-Authenticate: Token`.
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "knox.auth.TokenAuthentication",
+        "apps.accounts.authentication.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["apps.core.api.permissions.ActionPermission"],

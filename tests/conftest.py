@@ -1,8 +1,11 @@
 """Shared test configuration. The real local stack's fixtures (`stack`, `postgres`,
 `redis_server`, `registry`, `git_server`, `kube`, `buildah`) come from the plugin
-tests/localstack/pytest_plugin.py, loaded through pyproject.toml."""
+tests/localstack/pytest_plugin.py, loaded through pyproject.toml; applications made of them
+(`name`, `repo`, `cluster_record`, `make_app`) from tests/appstack.py."""
 
 import pytest
+
+pytest_plugins = ["tests.appstack"]
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -63,6 +63,15 @@ def update_user(user, *, acting):
 
 
 @transaction.atomic
+def set_password(user, password: str):
+    """Give `user` a new password (already validated). Their sessions elsewhere end (Django ties
+    a session to the password hash; the caller keeps its own with update_session_auth_hash);
+    API tokens stay. The audit entry says only that the password changed."""
+    user.set_password(password)
+    return save_user(user, password_changed=True)
+
+
+@transaction.atomic
 def set_active(user, active: bool, *, acting):
     """Deactivate (no sign-in, no API token, open sessions end) or reactivate a user. Nothing
     is deleted: the user's roles, tokens and audit entries stay for a reactivation."""

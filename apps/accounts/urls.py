@@ -1,5 +1,5 @@
-"""The account pages (apps/accounts/views.py): under /account/ the signed-in user's API tokens,
-under /users/ the user pages of platform admins."""
+"""The account pages (apps/accounts/views.py): under /account/ the signed-in user's API tokens
+and password, under /users/ the user pages of platform admins."""
 from django.urls import path
 
 from . import views
@@ -8,6 +8,7 @@ app_name = "accounts"
 urlpatterns = [
     path("tokens", views.tokens, name="tokens"),
     path("tokens/revoke", views.revoke, name="revoke"),
+    path("password/", views.password_change, name="password"),
 ]
 
 # include((users_urlpatterns, "users")) in gitops_ui/urls.py
@@ -18,4 +19,5 @@ users_urlpatterns = [
     path("<str:username>/details/", views.user_details, name="details"),
     path("<str:username>/active/", views.user_active, name="active"),
     path("<str:username>/roles/", views.user_roles, name="roles"),
+    path("<str:username>/password/", views.user_password, name="password"),
 ]

@@ -233,12 +233,18 @@ def check_project_allows(app: Application) -> None:
     if project.source_repos and not any(fnmatch.fnmatchcase(app.repository.url, p)
                                         for p in project.source_repos):
         raise NotPermitted(f"project {project.name} does not allow repository {app.repository.url}")
+    check_destination(project, app.cluster.name, app.namespace)
+
+
+def check_destination(project: Project, cluster_name: str, namespace: str) -> None:
+    """NotPermitted unless `project` may deploy to (or, for a kaniko build, run a Job in)
+    `namespace` of cluster `cluster_name`."""
     if project.destinations and not any(
-            fnmatch.fnmatchcase(app.cluster.name, d.get("cluster", "*"))
-            and fnmatch.fnmatchcase(app.namespace, d.get("namespace", "*"))
+            fnmatch.fnmatchcase(cluster_name, d.get("cluster", "*"))
+            and fnmatch.fnmatchcase(namespace, d.get("namespace", "*"))
             for d in project.destinations):
         raise NotPermitted(f"project {project.name} does not allow destination "
-                           f"{app.cluster.name}/{app.namespace}")
+                           f"{cluster_name}/{namespace}")
 
 
 # --- operations --------------------------------------------------------------------------------

@@ -20,6 +20,7 @@ from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
+from apps.builds import trace
 from apps.core.access import refusal, require
 from apps.core.queues import QueueUnavailable
 
@@ -30,6 +31,7 @@ from .models import Application, HistoryEntry, Operation
 from .rules import visible
 
 PAGE_SIZES = (25, 50, 100, 200)
+TRACED_REVISIONS = 5  # on the app page; the API traces every revision in the history
 ACTIONS = {"sync": "applications.sync_application", "refresh": "applications.refresh_application",
            "rollback": "applications.rollback_application",
            "terminate": "applications.terminate_operation",
@@ -156,6 +158,9 @@ def application_detail(request, name):
         if not context["may"]["sync"]:
             return HttpResponse(status=403)
         return render(request, "applications/_sync_form.html", context)
+    if part == "trace":  # fetched by the page once shown: it lists the cluster's pods
+        context["trace"] = trace.application_trace(app, request.user, limit=TRACED_REVISIONS)
+        return render(request, "applications/_trace.html", context)
     return render(request, "applications/detail.html", context)
 
 

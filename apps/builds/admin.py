@@ -9,8 +9,9 @@ from .rules import visible
 
 @admin.register(TagRule)
 class TagRuleAdmin(PermissionCheckedAdmin):
-    list_display = ["repository", "effective_pattern", "action", "registry", "project", "enabled"]
-    list_filter = ["action", "enabled"]
+    list_display = ["repository", "effective_pattern", "action", "registry", "project", "backend",
+                    "enabled"]
+    list_filter = ["action", "backend", "enabled"]
 
     def get_queryset(self, request):
         return visible(request.user, super().get_queryset(request))

@@ -4,11 +4,14 @@ from django.core.exceptions import ValidationError
 from django.db import models
 
 from apps.applications.models import Project
+from apps.clusters.models import Cluster, dns_label
 from apps.registries.models import Registry
 from apps.repositories.models import Repository
 
 DEFAULT_PATTERNS = {"build": "build-*", "push": "push-*"}
 DEFAULT_IMAGE_TEMPLATE = "{registry}/{project}/{name}:{version}"
+# kaniko upstream (GoogleContainerTools) was archived in June 2025; this fork is maintained.
+DEFAULT_EXECUTOR_IMAGE = "ghcr.io/osscontainertools/kaniko:v1.28.3"
 
 
 class TagRule(models.Model):
@@ -18,6 +21,10 @@ class TagRule(models.Model):
     class Action(models.TextChoices):
         BUILD = "build", "build the image"
         PUSH = "push", "build if needed, then push to the registry"
+
+    class Backend(models.TextChoices):
+        BUILDAH = "buildah", "buildah on the build worker"
+        KANIKO = "kaniko", "kaniko as a Job in a cluster"
 
     repository = models.ForeignKey(Repository, on_delete=models.CASCADE, related_name="tag_rules")
     project = models.ForeignKey(Project, on_delete=models.PROTECT, related_name="tag_rules",
@@ -41,6 +48,14 @@ class TagRule(models.Model):
     build_args = models.JSONField(default=dict, blank=True,
                                   help_text='{"NAME": "value"}; never a secret')
     platform = models.CharField(max_length=64, blank=True, help_text="e.g. linux/amd64")
+    backend = models.CharField(max_length=16, choices=Backend.choices, default=Backend.BUILDAH)
+    build_cluster = models.ForeignKey(
+        Cluster, on_delete=models.PROTECT, null=True, blank=True, related_name="tag_rules",
+        help_text="kaniko: the cluster the build Job runs in (one the project may deploy to)")
+    build_namespace = models.CharField(max_length=63, blank=True, validators=[dns_label],
+                                       help_text="kaniko: the namespace of the build Job")
+    executor_image = models.CharField(max_length=300, default=DEFAULT_EXECUTOR_IMAGE,
+                                      help_text="kaniko: the executor image the Job runs")
     enabled = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -55,10 +70,12 @@ class TagRule(models.Model):
         return self.pattern or DEFAULT_PATTERNS[self.action]
 
     def clean(self):
+        from .kaniko import check_backend
         from .tagrules import RuleInvalid, check_rule
 
         try:
             check_rule(self)
+            check_backend(self)
         except RuleInvalid as exc:
             raise ValidationError({exc.field: str(exc)}) from None
 

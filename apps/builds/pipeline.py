@@ -32,7 +32,8 @@ class StepFailed(Exception):
 
 def run(build_id: int) -> Build | None:
     build = Build.objects.select_related("repository", "rule__registry", "rule__project",
-                                         "rule__repository").filter(pk=build_id).first()
+                                         "rule__repository", "rule__build_cluster"
+                                         ).filter(pk=build_id).first()
     if build is None or build.status != Build.Status.QUEUED:
         return build  # canceled before it started, or run already
     rule = build.rule
@@ -49,7 +50,7 @@ def run(build_id: int) -> Build | None:
             return Build.objects.get(pk=build.pk)
         out.write(f"build #{build.pk}: {build.action} {build.image} from {build.repository.url} "
                   f"at {build.sha[:12]} (tag {build.tag})")
-        fields = _build_and_push(Build.objects.get(pk=build.pk), rule, out)
+        fields = backend_for(rule)(Build.objects.get(pk=build.pk), rule, out)
     except BuildCanceled as exc:
         out.write(str(exc))
         asked = Build.objects.values_list("message", flat=True).get(pk=build.pk)
@@ -73,6 +74,17 @@ def run(build_id: int) -> Build | None:
 def _end(build_id: int, out: BuildLog, status: str, message: str, **fields) -> Build:
     out.flush()
     return services.finish(build_id, status, message, **fields)
+
+
+def backend_for(rule: TagRule):
+    """What builds for `rule`: a callable (build, rule, out) -> the Build fields to store, that
+    raises StepFailed, BuildFailed or BuildCanceled. buildah on this worker, or kaniko as a Job
+    in a cluster (kaniko.py); another builder plugs in here."""
+    if rule.backend == TagRule.Backend.KANIKO:
+        from .kaniko import build_in_cluster  # it imports this module
+
+        return build_in_cluster
+    return _build_and_push
 
 
 def _build_and_push(build: Build, rule: TagRule, out: BuildLog) -> dict:

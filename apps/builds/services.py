@@ -43,7 +43,8 @@ class NotCancelable(BuildError):
 
 
 TAG_RULE_FIELDS = ("repository", "project", "action", "pattern", "registry", "image_template",
-                   "image_name", "dockerfile", "context", "build_args", "platform", "enabled")
+                   "image_name", "dockerfile", "context", "build_args", "platform", "enabled",
+                   "backend", "build_cluster", "build_namespace", "executor_image")
 
 
 # --- tag rules -----------------------------------------------------------------------------------

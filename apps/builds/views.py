@@ -8,7 +8,7 @@ from django.views.decorators.http import require_POST
 
 from apps.applications.views import signed_in
 
-from . import services
+from . import services, trace
 from .filtersets import filtered
 from .models import Build, TagRule
 from .rules import visible
@@ -34,8 +34,12 @@ def build_list(request):
 def build_detail(request, pk):
     build = _visible_build(request, pk)
     context = {"build": build, "may_cancel": request.user.has_perm("builds.cancel_build", build)}
-    if request.htmx and request.GET.get("part") == "header":
+    part = request.GET.get("part") if request.htmx else None
+    if part == "header":
         return render(request, "builds/_header.html", context)
+    if part == "trace":  # fetched by the page once shown: it lists the clusters' pods
+        context["trace"] = trace.build_trace(build, request.user)
+        return render(request, "builds/_trace.html", context)
     return render(request, "builds/detail.html", context)
 
 

@@ -33,6 +33,7 @@ class PeriodicTask:
 def periodic_tasks() -> list[PeriodicTask]:
     from django.conf import settings
 
+    from apps.accounts import authentication
     from apps.applications import refreshing, services as applications
     from apps.audit import services as audit
     from apps.builds import services as builds
@@ -56,6 +57,9 @@ def periodic_tasks() -> list[PeriodicTask]:
         PeriodicTask("fail-abandoned-builds", 30, _closing(builds.fail_abandoned), jitter=5),
         # GITOPS_UI_AUDIT_RETENTION_DAYS; hourly is plenty for a limit counted in days.
         PeriodicTask("prune-audit-log", 3600, _closing(audit.prune_expired), jitter=60),
+        # API requests check only their own token's expiry (apps/accounts/authentication.py).
+        PeriodicTask("delete-expired-tokens", 3600, _closing(authentication.delete_expired),
+                     jitter=60),
     ]
     poll_every = settings.GITOPS_UI_POLL_INTERVAL
     if poll_every > 0:  # a commit goes live without a webhook (apps/applications/polling.py)

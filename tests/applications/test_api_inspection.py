@@ -18,8 +18,7 @@ from tests.waiting import until
 
 from .factories import make_app as make_row
 from .test_chart_source import CONFIGMAP, OciCharts, chart_app
-from .test_lifecycle import (cluster_record, make_app, name, refreshed, repo,  # noqa: F401
-                             sync_and_wait)
+from tests.appstack import refreshed, sync_and_wait
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(600)]
 

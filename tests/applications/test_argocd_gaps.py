@@ -10,8 +10,7 @@ from apps.repositories.models import Repository
 from tests.engine.manifests import configmap, job
 
 # The deploy repository, cluster and app fixtures and helpers of the lifecycle tests.
-from .test_lifecycle import (cluster_record, live, make_app, name, refreshed, repo,  # noqa: F401
-                             sync_and_wait)
+from tests.appstack import live, refreshed, sync_and_wait
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(600)]
 

@@ -7,7 +7,6 @@ from apps.applications import rendering
 from apps.applications.rendering import changed_first
 from apps.repositories import services as repositories
 from apps.repositories.models import Repository
-from tests.applications.test_lifecycle import _ids, cluster_record, name, repo  # noqa: F401
 from tests.engine.manifests import configmap
 
 from .factories import make_app

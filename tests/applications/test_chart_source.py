@@ -25,7 +25,7 @@ from apps.engine.source import HelmSpec, SourceSpec
 from apps.engine.source import chart as charts
 from apps.repositories.models import Repository
 
-from .test_lifecycle import cluster_record, live, name, refreshed, sync_and_wait  # noqa: F401
+from tests.appstack import live, refreshed, sync_and_wait
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(600)]
 

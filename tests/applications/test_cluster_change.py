@@ -7,8 +7,7 @@ from apps.applications import jobs
 from apps.applications.models import Application
 from apps.clusters import services as clusters
 from apps.engine.resources import ResourceKey
-from tests.applications.test_lifecycle import (_ids, cluster_record, live, make_app, name,  # noqa: F401
-                                               refreshed, repo)
+from tests.appstack import live, refreshed
 from tests.engine.manifests import deployment
 from tests.waiting import until
 

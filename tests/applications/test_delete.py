@@ -22,8 +22,7 @@ from apps.engine.resources import TRACKING_ANNOTATION
 from tests.engine.manifests import configmap, deployment
 from tests.waiting import until
 
-from .test_lifecycle import (_ids, _read_only_token, cluster_record, live, make_app,  # noqa: F401
-                             name, refreshed, repo, run_worker, sync_and_wait)
+from tests.appstack import live, read_only_token, refreshed, run_worker, sync_and_wait, unique_ids
 from .test_roles import client_for, team  # noqa: F401
 from .test_status import flaky_cluster, proxy  # noqa: F401
 
@@ -227,8 +226,8 @@ def test_delete_the_cluster_refuses_keeps_the_app_and_its_objects(
     assert sync_and_wait(app).phase == "Succeeded"
     app = refreshed(app)
     engine = clusters.runtime(cluster_record).cluster
-    token = _read_only_token(engine, app.namespace)  # reads ConfigMaps, deletes nothing
-    app.cluster = Cluster.objects.create(name=f"viewer-{next(_ids)}", server=kube.url, token=token,
+    token = read_only_token(engine, app.namespace)  # reads ConfigMaps, deletes nothing
+    app.cluster = Cluster.objects.create(name=f"viewer-{next(unique_ids)}", server=kube.url, token=token,
                                          ca_data=(Path(kube.pki) / "ca.crt").read_text())
     app.save()
 

@@ -9,8 +9,7 @@ from tests.engine.manifests import configmap, cronjob, deployment
 
 # The lifecycle tests' fixtures: a deploy repository on the local git server, a cluster record of
 # the local control plane, and an application of both.
-from .test_lifecycle import (cluster_record, make_app, name, refreshed, repo,  # noqa: F401
-                             sync_and_wait)
+from tests.appstack import refreshed, sync_and_wait
 from .factories import make_history
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(600)]

@@ -15,8 +15,7 @@ from apps.registries.models import Registry
 from tests.engine.manifests import deployment
 from tests.registries.conftest import copy_image, skopeo_digest
 
-from .test_lifecycle import (cluster_record, live, make_app, name, refreshed, repo,  # noqa: F401
-                             sync_and_wait)
+from tests.appstack import live, refreshed, sync_and_wait
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(600)]
 

@@ -3,120 +3,23 @@
 Each test drives the same services the UI, API and jobs call, and checks what a user would see:
 the app's sync and health status, its conditions, its history, and the objects in the cluster.
 """
-import itertools
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import django_rq
 import pytest
-import yaml
-from django.db import connection
 
 from apps.applications import operations, refreshing, services
-from apps.applications.models import Application, Operation, Project
+from apps.applications.models import Application, Operation
 from apps.clusters import services as clusters
 from apps.clusters.models import Cluster
 from apps.repositories.models import Repository
-from gitops_ui.env import BASE_DIR
+from tests.appstack import (DeployRepo, live, read_only_token, refreshed, run_worker,
+                           sync_and_wait, unique_ids)
 from tests.engine.manifests import configmap, deployment, job, service
 from tests.waiting import until
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(900)]
-_ids = itertools.count()
-
-
-# --- fixtures ----------------------------------------------------------------------------------
-class DeployRepo:
-    """A deploy repository on the local git server, with a working clone to commit from."""
-
-    def __init__(self, git_server, name, workdir: Path):
-        self.url = git_server.create_repo(name)
-        self.auth_url = git_server.auth_url(name)
-        self.work = workdir / name
-        self._git("clone", "-q", self.auth_url, str(self.work), cwd=workdir)
-
-    def _git(self, *args, cwd=None):
-        env = {**os.environ, "GIT_AUTHOR_NAME": "dev", "GIT_AUTHOR_EMAIL": "dev@example.com",
-               "GIT_COMMITTER_NAME": "dev", "GIT_COMMITTER_EMAIL": "dev@example.com"}
-        return subprocess.run(["git", *args], cwd=cwd or self.work, env=env, check=True,
-                              capture_output=True, text=True).stdout.strip()
-
-    def push(self, files: dict, delete=(), message="change") -> str:
-        self._git("pull", "-q", "--rebase", "origin", "main") if self._has_commits() else None
-        for path, content in files.items():
-            target = self.work / path
-            target.parent.mkdir(parents=True, exist_ok=True)
-            if not isinstance(content, str):
-                content = yaml.safe_dump_all(content if isinstance(content, list) else [content])
-            target.write_text(content)
-        for path in delete:
-            (self.work / path).unlink()
-        self._git("add", "-A")
-        self._git("commit", "-q", "-m", message)
-        self._git("push", "-q", "origin", "HEAD:main")
-        return self._git("rev-parse", "HEAD")
-
-    def _has_commits(self) -> bool:
-        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=self.work,
-                              capture_output=True).returncode == 0
-
-
-@pytest.fixture
-def name(request):
-    return f"a{next(_ids)}-{request.node.name[5:25]}".lower().replace("_", "-").strip("-")
-
-
-@pytest.fixture
-def repo(git_server, tmp_path, name) -> DeployRepo:
-    return DeployRepo(git_server, name, tmp_path)
-
-
-@pytest.fixture
-def cluster_record(kube) -> Cluster:
-    return Cluster.objects.create(name=f"local-{next(_ids)}", auth=Cluster.Auth.KUBECONFIG,
-                                  kubeconfig=kube.kubeconfig_text())
-
-
-@pytest.fixture
-def make_app(git_server, cluster_record, name):
-    def make(repo: DeployRepo, **fields) -> Application:
-        repository, _ = Repository.objects.get_or_create(
-            url=repo.url, defaults={"username": git_server.username, "password": git_server.password})
-        project, _ = Project.objects.get_or_create(name="default")
-        fields.setdefault("sync_options", ["CreateNamespace=true"])
-        return Application.objects.create(name=name, project=project, repository=repository,
-                                          cluster=cluster_record, namespace=name, **fields)
-    return make
-
-
-def live(app, api_version, kind, obj_name):
-    engine = clusters.runtime(app.cluster).cluster
-    return engine.get(engine.resource_for(api_version, kind), app.namespace, obj_name)
-
-
-def sync_and_wait(app, **kwargs) -> Operation:
-    op = services.request_sync(app, enqueue=False, **kwargs)
-    return operations.run(op.pk)
-
-
-def refreshed(app) -> Application:
-    refreshing.refresh_now(Application.objects.get(pk=app.pk))
-    return Application.objects.get(pk=app.pk)
-
-
-def run_worker():
-    """The engine worker `make run` starts, against the test database, until its queues are
-    empty and their jobs done."""
-    db = connection.settings_dict
-    url = f"postgres://{db['USER']}:{db['PASSWORD']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
-    result = subprocess.run(
-        [sys.executable, "manage.py", "engine", "--burst"],
-        cwd=BASE_DIR, capture_output=True, text=True, timeout=300,
-        env={**os.environ, "DATABASE_URL": url, "DJANGO_SETTINGS_MODULE": "gitops_ui.settings"})
-    assert result.returncode == 0, result.stderr[-3000:]
-    return result.stderr
 
 
 # --- the core loop -----------------------------------------------------------------------------
@@ -338,7 +241,7 @@ def test_unreachable_cluster_and_git_server_are_conditions(repo, make_app, git_s
     app = make_app(repo)
     from tests.localstack.process import free_port
 
-    app.cluster = Cluster.objects.create(name=f"gone-{next(_ids)}", server=f"https://127.0.0.1:{free_port()}",
+    app.cluster = Cluster.objects.create(name=f"gone-{next(unique_ids)}", server=f"https://127.0.0.1:{free_port()}",
                                          token="secret-token-abc", insecure=True)
     app.save()
     app = refreshed(app)
@@ -370,8 +273,8 @@ def test_rbac_forbidden_fails_the_sync_with_the_cause(repo, make_app, kube, clus
     app = make_app(repo, sync_options=[])
     engine = clusters.runtime(cluster_record).cluster
     engine.request("POST", "/api/v1/namespaces", body={"metadata": {"name": app.namespace}})
-    token = _read_only_token(engine, app.namespace)
-    app.cluster = Cluster.objects.create(name=f"viewer-{next(_ids)}", server=kube.url,
+    token = read_only_token(engine, app.namespace)
+    app.cluster = Cluster.objects.create(name=f"viewer-{next(unique_ids)}", server=kube.url,
                                          token=token, ca_data=(Path(kube.pki) / "ca.crt").read_text())
     app.save()
     app = refreshed(app)
@@ -381,24 +284,6 @@ def test_rbac_forbidden_fails_the_sync_with_the_cause(repo, make_app, kube, clus
     assert op.phase == "Failed"
     assert "forbidden" in op.message.lower()
     assert token not in op.message
-
-
-def _read_only_token(engine, namespace) -> str:
-    """A service account that may read ConfigMaps everywhere but write nothing."""
-    rbac = "/apis/rbac.authorization.k8s.io/v1"
-    engine.request("POST", f"/api/v1/namespaces/{namespace}/serviceaccounts",
-                   body={"metadata": {"name": "viewer"}})
-    engine.request("POST", f"{rbac}/clusterroles", body={
-        "metadata": {"name": f"{namespace}-viewer"},
-        "rules": [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "list", "watch"]}]})
-    engine.request("POST", f"{rbac}/clusterrolebindings", body={
-        "metadata": {"name": f"{namespace}-viewer"},
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
-                    "name": f"{namespace}-viewer"},
-        "subjects": [{"kind": "ServiceAccount", "name": "viewer", "namespace": namespace}]})
-    answer = engine.request_json("POST", f"/api/v1/namespaces/{namespace}/serviceaccounts/viewer/token",
-                                 body={"spec": {"expirationSeconds": 3600}})
-    return answer["status"]["token"]
 
 
 def test_one_bad_app_does_not_stop_the_others(repo, make_app, git_server, tmp_path, name):

@@ -8,8 +8,7 @@ from apps.engine.resources import ResourceKey
 from tests.engine.manifests import deployment
 from tests.waiting import until
 
-from .test_lifecycle import (cluster_record, live, make_app, name, refreshed, repo,  # noqa: F401
-                             sync_and_wait)
+from tests.appstack import live, refreshed, sync_and_wait
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(600)]
 

@@ -27,8 +27,7 @@ from tests.engine.manifests import configmap
 from tests.localstack.process import free_port
 from tests.waiting import until
 
-from .test_lifecycle import (_ids, cluster_record, make_app, name, refreshed,  # noqa: F401
-                             repo)
+from tests.appstack import refreshed, unique_ids
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(600)]
 
@@ -111,7 +110,7 @@ def flaky_cluster(kube, proxy) -> Cluster:
     certificate names 127.0.0.1, whatever the port)."""
     config = yaml.safe_load(kube.kubeconfig_text())
     config["clusters"][0]["cluster"]["server"] = f"https://127.0.0.1:{proxy.port}"
-    record = Cluster.objects.create(name=f"flaky-{next(_ids)}", auth=Cluster.Auth.KUBECONFIG,
+    record = Cluster.objects.create(name=f"flaky-{next(unique_ids)}", auth=Cluster.Auth.KUBECONFIG,
                                     kubeconfig=yaml.safe_dump(config))
     yield record
     clusters.forget(record.pk)  # its watch threads would retry the stopped proxy until the end

@@ -57,3 +57,24 @@ def basic(user: str, password: str) -> str:
     import base64
 
     return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
+def test_an_expired_token_is_refused_and_the_hourly_sweep_deletes_the_others(client, admin_user):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from apps.accounts import authentication
+
+    _, live = AuthToken.objects.create(user=admin_user, expiry=timedelta(days=1))
+    expired, old = AuthToken.objects.create(user=admin_user, expiry=timedelta(days=1))
+    other, _ = AuthToken.objects.create(user=admin_user, expiry=timedelta(days=1))
+    AuthToken.objects.filter(pk__in=[expired.pk, other.pk]).update(
+        expiry=timezone.now() - timedelta(minutes=1))
+    assert client.get("/api/", HTTP_AUTHORIZATION=f"Token {old}").status_code == 401
+    assert not AuthToken.objects.filter(pk=expired.pk).exists()
+    # Using the live token no longer sweeps the user's other tokens; the reconciler does.
+    assert client.get("/api/", HTTP_AUTHORIZATION=f"Token {live}").status_code == 200
+    assert AuthToken.objects.filter(pk=other.pk).exists()
+    assert authentication.delete_expired() == 1
+    assert AuthToken.objects.filter(user=admin_user).count() == 1  # the live one is left

@@ -13,8 +13,7 @@ from apps.repositories.models import Repository
 from tests.engine.manifests import deployment
 from tests.registries.conftest import copy_image, skopeo_digest
 
-from .test_lifecycle import (cluster_record, live, make_app, name, refreshed, repo,  # noqa: F401
-                             run_worker)
+from tests.appstack import live, refreshed, run_worker
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(900)]
 

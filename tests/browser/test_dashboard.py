@@ -16,7 +16,7 @@ from apps.applications.models import Application, Project
 from apps.clusters import services as clusters
 from apps.clusters.models import Cluster
 from apps.repositories.models import Repository
-from tests.applications.test_lifecycle import DeployRepo
+from tests.appstack import DeployRepo
 from tests.engine.manifests import configmap, deployment
 from tests.waiting import until
 

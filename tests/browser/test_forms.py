@@ -10,7 +10,7 @@ from apps.clusters import services as clusters
 from apps.clusters.models import Cluster
 from apps.repositories import services as repositories
 from apps.repositories.models import Repository
-from tests.applications.test_lifecycle import DeployRepo
+from tests.appstack import DeployRepo
 from tests.browser.test_dashboard import LIVE, manifests
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(600)]

@@ -79,6 +79,21 @@ def world(db, git_server, registry, service, django_user_model):
 
 
 @pytest.fixture
+def stack_cluster(kube):
+    """A Cluster record of the stack's control plane (KWOK runs the Pods)."""
+    from apps.clusters.models import Cluster
+
+    return Cluster.objects.create(name=f"local-{os.getpid() % 1000}x{next(_names)}",
+                                  auth=Cluster.Auth.KUBECONFIG, kubeconfig=kube.kubeconfig_text())
+
+
+@pytest.fixture
+def deploy_repo(git_server, tmp_path):
+    """A deploy repository on the git server (manifests committed with .commit)."""
+    return ServiceRepo(git_server, tmp_path, f"deploy/d{os.getpid() % 1000}x{next(_names)}")
+
+
+@pytest.fixture
 def builds_queue():
     queue = django_rq.get_queue("builds")
     queue.empty()
@@ -111,17 +126,6 @@ def build_jobs(queue) -> list:
     return [job.args for job in queue.get_jobs() if job.func_name == "apps.builds.jobs.run_build"]
 
 
-WORKER = """
-from redis import Redis
-from rq import Queue
-from apps.core.worker import BuildWorker
-from gitops_ui.env import redis_url
-connection = Redis.from_url(redis_url())
-BuildWorker([Queue("builds", connection=connection)], connection=connection).work(
-    burst={burst}, logging_level="WARNING")
-"""
-
-
 def worker_env() -> dict:
     db = connection.settings_dict
     url = f"postgres://{db['USER']}:{db['PASSWORD']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
@@ -130,7 +134,8 @@ def worker_env() -> dict:
 
 def start_build_worker(burst: bool) -> subprocess.Popen:
     """The build worker `make run` starts (a forked process per build), on the test database."""
-    return subprocess.Popen([sys.executable, "-c", WORKER.format(burst=burst)], cwd=BASE_DIR,
+    argv = ["-q", "--burst", "builds"] if burst else ["-q", "builds"]
+    return subprocess.Popen([sys.executable, "-m", "apps.core.worker", *argv], cwd=BASE_DIR,
                             env=worker_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True)
 

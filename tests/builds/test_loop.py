@@ -8,8 +8,7 @@ import pytest
 from apps.applications.models import ImageUpdater
 from apps.builds.models import Build
 from apps.core.queues import job_queue
-from tests.applications.test_lifecycle import (_ids, cluster_record, make_app, name,  # noqa: F401
-                                               refreshed, repo, run_worker)
+from tests.appstack import refreshed, run_worker
 from tests.applications.test_writeback import image_of, kustomization, show
 from tests.engine.manifests import deployment
 from tests.registries.conftest import copy_image

@@ -11,8 +11,7 @@ from apps.clusters import services as clusters
 from apps.engine.ignore import IgnoreRule
 from apps.engine.resources import ResourceKey
 from apps.engine.sync import SyncOperation, SyncOptions
-from tests.applications.test_lifecycle import (_ids, cluster_record, make_app, name,  # noqa: F401
-                                               refreshed, repo)
+from tests.appstack import refreshed
 from tests.waiting import until
 
 from .manifests import configmap, deployment

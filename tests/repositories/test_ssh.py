@@ -13,7 +13,7 @@ from apps.clusters.models import Cluster
 from apps.engine.errors import SourceError
 from apps.engine.source import GitCredentials, RepoCache
 from apps.repositories.models import Repository
-from tests.applications.test_lifecycle import DeployRepo, live, refreshed, sync_and_wait
+from tests.appstack import DeployRepo, live, refreshed, sync_and_wait
 from tests.engine.manifests import configmap
 from tests.localstack.sshd import make_key
 

@@ -13,6 +13,8 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from apps.builds import trace
+from apps.builds.api.trace import ApplicationTraceSerializer
 from apps.core.access import require
 
 from .. import inspection, listcache, services, webhooks, writeback
@@ -94,6 +96,7 @@ class ApplicationViewSet(viewsets.ModelViewSet):
         "resources": "applications.view_application",
         "resource_tree": "applications.view_application",
         "resource": "applications.view_application", "events": "applications.view_application",
+        "trace": "applications.view_application",
         # Reading needs view; each write asks change_application on the app (_image_updaters).
         "image_updaters": "applications.view_application",
         "image_updater": "applications.view_application"}
@@ -255,6 +258,15 @@ class ApplicationViewSet(viewsets.ModelViewSet):
     def history(self, request, name=None):
         """What the application deployed, newest first; each entry can be rolled back to."""
         return Response(HistoryEntrySerializer(self.get_object().history.all(), many=True).data)
+
+    @extend_schema(responses={200: ApplicationTraceSerializer})
+    @action(detail=True, methods=["get"])
+    def trace(self, request, name=None):
+        """Each revision the application deployed (newest first), image by image: the build
+        that pushed it (commit, tag, digest; null when not built here) and how many of the
+        application's Pods run it now, since when."""
+        return Response(ApplicationTraceSerializer(
+            trace.application_trace(self.get_object(), request.user)).data)
 
     @extend_schema(responses={200: OpenApiResponse(
         OpenApiTypes.OBJECT, description="a list: each resource's group, kind, namespace, name, "

@@ -1,5 +1,6 @@
 from rest_framework import serializers
 
+from ..kaniko import check_backend
 from ..models import Build, TagRule
 from ..tagrules import RuleInvalid, check_rule
 
@@ -36,7 +37,8 @@ class TagRuleSerializer(serializers.ModelSerializer):
         model = TagRule
         fields = ["id", "repository", "project", "action", "pattern", "registry",
                   "image_template", "image_name", "dockerfile", "context", "build_args",
-                  "platform", "enabled", "created_at"]
+                  "platform", "backend", "build_cluster", "build_namespace", "executor_image",
+                  "enabled", "created_at"]
         read_only_fields = ["created_at"]
 
     def validate(self, attrs):
@@ -46,6 +48,7 @@ class TagRuleSerializer(serializers.ModelSerializer):
             setattr(rule, name, value)
         try:
             check_rule(rule)
+            check_backend(rule)
         except RuleInvalid as exc:
             raise serializers.ValidationError({exc.field: str(exc)}) from None
         return attrs

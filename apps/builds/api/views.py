@@ -7,11 +7,12 @@ from rest_framework.response import Response
 from apps.core.access import require
 from apps.core.api.exceptions import BadRequest, Conflict
 
-from .. import services
+from .. import services, trace
 from ..filtersets import filtered
 from ..models import Build, TagRule
 from ..rules import visible
 from .serializers import BuildLogSerializer, BuildSerializer, TagRuleSerializer
+from .trace import BuildTraceSerializer
 
 
 class BuildViewSet(viewsets.ReadOnlyModelViewSet):
@@ -20,7 +21,7 @@ class BuildViewSet(viewsets.ReadOnlyModelViewSet):
 
     serializer_class = BuildSerializer
     action_permissions = {"list": None, "cancel": "builds.cancel_build",
-                          "log": "builds.view_build"}
+                          "log": "builds.view_build", "trace": "builds.view_build"}
 
     def get_queryset(self):
         builds = visible(self.request.user,
@@ -55,6 +56,15 @@ class BuildViewSet(viewsets.ReadOnlyModelViewSet):
         except ValueError:
             raise ValidationError({"offset": "a number of characters"}) from None
         return Response({"status": build.status, "offset": len(text), "log": text[offset:]})
+
+    @extend_schema(responses=BuildTraceSerializer)
+    @action(detail=True, methods=["get"])
+    def trace(self, request, pk=None):
+        """Where the build's image went: the applications you can see whose revisions deployed
+        it (by digest, or by the tag it was pushed to), and how many of their Pods run it now,
+        since when."""
+        return Response(BuildTraceSerializer(trace.build_trace(self.get_object(),
+                                                               request.user)).data)
 
 
 class TagRuleViewSet(viewsets.ModelViewSet):

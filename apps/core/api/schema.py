@@ -7,6 +7,7 @@ views, with the rule that answers it (apps/*/rules.py)."""
 from __future__ import annotations
 
 import rules
+from drf_spectacular.contrib.knox_auth_token import KnoxTokenScheme
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.openapi import AutoSchema as SpectacularAutoSchema
 from rest_framework.authentication import BasicAuthentication
@@ -118,3 +119,9 @@ class LockoutAwareBasicScheme(OpenApiAuthenticationExtension):
 
     def get_security_definition(self, auto_schema):
         return {"type": "http", "scheme": "basic"}
+
+
+class TokenScheme(KnoxTokenScheme):
+    """API tokens (apps/accounts/authentication.py: knox's, checked without its sweep)."""
+
+    target_class = "apps.accounts.authentication.TokenAuthentication"

@@ -11,7 +11,7 @@ from apps.core import jobs
 ROOT_LINKS = {"clusters": "cluster-list", "repositories": "repository-list",
               "projects": "project-list", "applications": "application-list",
               "operations": "operation-list", "audit": "audit-list", "webhook": "webhook-git",
-              "webhooks": "webhook-list", "deliveries": "delivery-list",
+              "webhooks": "webhook-list", "deliveries": "delivery-list", "users": "user-list",
               "heartbeat": "api-heartbeat", "webhook_settings": "webhook-settings",
               "token": "api-token", "schema": "api-schema", "docs": "api-docs"}
 
