@@ -10,7 +10,7 @@ test: deps
 	.venv/bin/python -m pytest $(PYTEST_ARGS)
 
 deps:
-	@tools/install.sh python system cluster
+	@tools/install.sh python system cluster kaniko
 
 # Start the whole local stack and print how to reach each part (Ctrl-C stops it).
 stack: deps

@@ -5,6 +5,7 @@
 #   tools/install.sh python    the virtualenv (.venv) with the pinned Python packages
 #   tools/install.sh system    Debian packages of the local test stack (needs root or sudo)
 #   tools/install.sh cluster   the Kubernetes control plane built from Go modules (tools/cluster)
+#   tools/install.sh kaniko    the kaniko executor the test stack's process node runs (tools/kaniko)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -64,6 +65,10 @@ install_system() {
 
 install_cluster() {
   tools/cluster/build.sh >/dev/null
+}
+
+install_kaniko() {
+  tools/kaniko/build.sh >/dev/null
 }
 
 for what in "${@:-python system cluster}"; do

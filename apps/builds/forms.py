@@ -23,11 +23,14 @@ class TagRuleForm(forms.ModelForm):
         model = TagRule
         fields = ["action", "pattern", "project", "registry", "image_template", "image_name",
                   "dockerfile", "context", "build_args", "platform", "backend", "build_cluster",
-                  "build_namespace", "executor_image", "enabled"]
+                  "build_namespace", "executor_image", "build_node_selector", "build_tolerations",
+                  "enabled"]
         labels = {"image_template": "Image template", "image_name": "Image name",
                   "backend": "Builder", "build_cluster": "Build cluster (kaniko)",
                   "build_namespace": "Build namespace (kaniko)",
                   "executor_image": "Executor image (kaniko)",
+                  "build_node_selector": "Build pod node selector (kaniko, JSON object)",
+                  "build_tolerations": "Build pod tolerations (kaniko, JSON list)",
                   "dockerfile": "Dockerfile", "context": "Context folder",
                   "build_args": "Build args (JSON object)", "platform": "Target platform"}
         widgets = {
@@ -43,6 +46,11 @@ class TagRuleForm(forms.ModelForm):
             "platform": forms.TextInput(attrs={**MONO, "placeholder": "linux/amd64"}),
             "build_namespace": forms.TextInput(attrs={**MONO, "placeholder": "builds"}),
             "executor_image": forms.TextInput(attrs=MONO),
+            "build_node_selector": forms.Textarea(attrs={**MONO, "rows": 2,
+                                                         "placeholder": '{"pool": "builds"}'}),
+            "build_tolerations": forms.Textarea(attrs={
+                **MONO, "rows": 2,
+                "placeholder": '[{"key": "builds", "operator": "Exists", "effect": "NoSchedule"}]'}),
         }
 
     def __init__(self, *args, user, repository, **kwargs):
@@ -59,6 +67,12 @@ class TagRuleForm(forms.ModelForm):
 
     def clean_build_args(self):
         return self.cleaned_data.get("build_args") or {}  # an empty box: none
+
+    def clean_build_node_selector(self):
+        return self.cleaned_data.get("build_node_selector") or {}
+
+    def clean_build_tolerations(self):
+        return self.cleaned_data.get("build_tolerations") or []
 
     def add_error(self, field, error):
         """The model's checks may name a field this form does not show (one added to TagRule

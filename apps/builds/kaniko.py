@@ -75,6 +75,50 @@ def check_backend(rule: TagRule) -> None:
             git_context(rule.repository.url, "", "0" * 40)
         except StepFailed as exc:
             raise RuleInvalid("backend", str(exc)) from None
+    placement(rule)
+
+
+TOLERATION_OPERATORS = ("Equal", "Exists")
+TOLERATION_EFFECTS = ("", "NoSchedule", "PreferNoSchedule", "NoExecute")
+
+
+def placement(rule: TagRule) -> dict:
+    """The build pod's nodeSelector and tolerations, checked (RuleInvalid names the field)."""
+    from apps.applications.labels import InvalidLabel, check_key, check_value, clean
+
+    spec: dict = {}
+    try:
+        if rule.build_node_selector:
+            spec["nodeSelector"] = clean(rule.build_node_selector)
+    except InvalidLabel as exc:
+        raise RuleInvalid("build_node_selector", str(exc)) from None
+    if not isinstance(rule.build_tolerations, list):
+        raise RuleInvalid("build_tolerations", "a list of tolerations")
+    tolerations = []
+    for i, item in enumerate(rule.build_tolerations):
+        where = f"toleration {i + 1}"
+        if not isinstance(item, dict) or set(item) - {"key", "operator", "value", "effect"}:
+            raise RuleInvalid("build_tolerations", f"{where}: an object of key, operator, "
+                                                   "value and effect")
+        operator, effect = item.get("operator", "Equal"), item.get("effect", "")
+        key, value = item.get("key", ""), item.get("value", "")
+        if operator not in TOLERATION_OPERATORS or effect not in TOLERATION_EFFECTS:
+            raise RuleInvalid("build_tolerations", f"{where}: operator is Equal or Exists, "
+                                                   "effect NoSchedule, PreferNoSchedule or "
+                                                   "NoExecute")
+        try:
+            if key or operator == "Equal":
+                check_key(key)
+            check_value(key, value)
+        except InvalidLabel as exc:
+            raise RuleInvalid("build_tolerations", f"{where}: {exc}") from None
+        if operator == "Exists" and value:
+            raise RuleInvalid("build_tolerations", f"{where}: Exists takes no value")
+        tolerations.append({k: v for k, v in (("key", key), ("operator", operator),
+                                              ("value", value), ("effect", effect)) if v})
+    if tolerations:
+        spec["tolerations"] = tolerations
+    return spec
 
 
 # --- what goes to the cluster --------------------------------------------------------------------
@@ -166,7 +210,7 @@ def manifests(build: Build, rule: TagRule) -> tuple[list[dict], dict]:
                     "volumeMounts": mounts,
                     # The digest on success; the log's tail when kaniko fails.
                     "terminationMessagePolicy": "FallbackToLogsOnError"}],
-                "volumes": volumes}}}}
+                "volumes": volumes, **placement(rule)}}}}
     return secrets, job
 
 

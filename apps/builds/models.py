@@ -56,6 +56,14 @@ class TagRule(models.Model):
                                        help_text="kaniko: the namespace of the build Job")
     executor_image = models.CharField(max_length=300, default=DEFAULT_EXECUTOR_IMAGE,
                                       help_text="kaniko: the executor image the Job runs")
+    # Where the build pods may run: e.g. build nodes kept apart by a taint, or with fast disks.
+    build_node_selector = models.JSONField(
+        default=dict, blank=True,
+        help_text='kaniko: the build pod\'s nodeSelector, {"label": "value"}')
+    build_tolerations = models.JSONField(
+        default=list, blank=True,
+        help_text='kaniko: the build pod\'s tolerations, [{"key": ..., "operator": "Equal", '
+                  '"value": ..., "effect": "NoSchedule"}]')
     enabled = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
 

@@ -44,7 +44,8 @@ class NotCancelable(BuildError):
 
 TAG_RULE_FIELDS = ("repository", "project", "action", "pattern", "registry", "image_template",
                    "image_name", "dockerfile", "context", "build_args", "platform", "enabled",
-                   "backend", "build_cluster", "build_namespace", "executor_image")
+                   "backend", "build_cluster", "build_namespace", "executor_image",
+                   "build_node_selector", "build_tolerations")
 
 
 # --- tag rules -----------------------------------------------------------------------------------

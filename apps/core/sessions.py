@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 
+from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.contrib.sessions.backends import cached_db
 from django.utils.module_loading import import_string
@@ -46,6 +47,16 @@ class RedisCopies:
     def __contains__(self, key: str) -> bool:
         return bool(redis_connection().exists(self.prefix + key))
 
+    # The async side (Channels' websocket sessions, async views) asks the same on a thread.
+    async def aget(self, key: str):
+        return await sync_to_async(self.get)(key)
+
+    async def aset(self, key: str, value, timeout: int) -> None:
+        await sync_to_async(self.set)(key, value, timeout)
+
+    async def adelete(self, key: str) -> None:
+        await sync_to_async(self.delete)(key)
+
 
 _copies = None
 
@@ -65,4 +76,13 @@ class SessionStore(cached_db.SessionStore):
             log.warning("sessions: Redis did not answer (%s); reading the database",
                         type(exc).__name__)
             session = self._get_session_from_db()
+            return self.decode(session.session_data) if session else {}
+
+    async def aload(self):
+        try:
+            return await super().aload()
+        except RedisError as exc:
+            log.warning("sessions: Redis did not answer (%s); reading the database",
+                        type(exc).__name__)
+            session = await self._aget_session_from_db()
             return self.decode(session.session_data) if session else {}

@@ -26,6 +26,7 @@ COMPONENTS = {
     "sshd": "tests.localstack.sshd:SSHGitServer",
     "kube": "tests.localstack.kube:ControlPlane",
     "buildah": "tests.localstack.buildah:Buildah",
+    "process-node": "tests.localstack.process_node:ProcessNode",
 }
 
 

@@ -105,6 +105,12 @@ def buildah(stack):
     return stack.get("buildah")
 
 
+@pytest.fixture(scope="session")
+def process_node(stack):
+    """A node of the control plane that really runs kaniko executor pods (process_node.py)."""
+    return stack.get("process-node")
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item, call):
     report = yield

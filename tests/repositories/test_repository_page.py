@@ -77,7 +77,8 @@ def rule_form(site, **typed) -> dict:
               "image_template": "{registry}/{project}/{name}:{version}",
               "image_name": "", "dockerfile": "Dockerfile", "context": ".", "build_args": "",
               "platform": "", "backend": "buildah", "build_cluster": "", "build_namespace": "",
-              "executor_image": DEFAULT_EXECUTOR_IMAGE, "enabled": "on"}
+              "executor_image": DEFAULT_EXECUTOR_IMAGE, "build_node_selector": "",
+              "build_tolerations": "", "enabled": "on"}
     values.update(typed)
     return {k: v for k, v in values.items() if v is not None}
 

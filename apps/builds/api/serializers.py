@@ -38,6 +38,7 @@ class TagRuleSerializer(serializers.ModelSerializer):
         fields = ["id", "repository", "project", "action", "pattern", "registry",
                   "image_template", "image_name", "dockerfile", "context", "build_args",
                   "platform", "backend", "build_cluster", "build_namespace", "executor_image",
+                  "build_node_selector", "build_tolerations",
                   "enabled", "created_at"]
         read_only_fields = ["created_at"]
 
