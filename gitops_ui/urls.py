@@ -15,6 +15,7 @@ urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("applications/", include("apps.applications.urls")),
     path("repositories/", include("apps.repositories.urls")),
+    path("registries/", include("apps.registries.urls")),
     path("clusters/", include("apps.clusters.urls")),
     path("builds/", include("apps.builds.urls")),
     path("projects/", include("apps.applications.project_urls")),
