@@ -9,6 +9,7 @@ from apps.applications.models import ImageUpdater
 from apps.builds.models import Build
 from apps.core.queues import job_queue
 from tests.appstack import refreshed, run_worker
+from tests.waiting import until
 from tests.applications.test_writeback import image_of, kustomization, show
 from tests.engine.manifests import deployment
 from tests.registries.conftest import copy_image
@@ -45,5 +46,7 @@ def test_a_push_tag_ends_with_the_cluster_running_the_new_image_digest(
 
     assert "newTag: 1.2.0" in show(repo, "app/kustomization.yaml")
     assert image_of(app) == f"{image}:1.2.0@{build.digest}"
-    app.refresh_from_db()
-    assert (app.sync_status, app.health_status) == ("Synced", "Healthy")
+    # Synced by the sync; Healthy once KWOK has rolled the new pods out (the refresh of a
+    # watch event may come after the burst worker stopped, so ask again until then).
+    app = until(lambda: refreshed(app), lambda a: (a.sync_status, a.health_status) == (
+        "Synced", "Healthy"), timeout=60)
