@@ -28,14 +28,13 @@ from django.conf import settings
 from apps.clusters import services as clusters
 from apps.engine.errors import ClusterError, ResourceError
 from apps.engine.images import InvalidImageReference, parse as parse_image
-from apps.registries import services as registries
-from apps.registries.oci import DIGEST, NotFound, RegistryError
+from apps.registries.oci import DIGEST
 
 from . import jobwatch, services
 from .buildah import BuildCanceled, RegistryAccess
 from .buildlog import BuildLog
 from .models import Build, TagRule
-from .pipeline import StepFailed, _size
+from .pipeline import StepFailed, read_back
 from .tagrules import RuleInvalid, check_relative_path
 
 POLL = 0.5  # seconds between two looks at "was this build canceled?"
@@ -278,7 +277,10 @@ def build_in_cluster(build: Build, rule: TagRule, out: BuildLog) -> dict:
                              "shows that an image was built")
         out.write(f"built {reported} (a build rule: not pushed)")
         return {}
-    return _read_back(rule.registry, build.image, reported, out)
+    missing = (f"the kaniko Job completed, but registry {rule.registry.name} has no image "
+               f"{build.image}" + ("" if reported else " (and kaniko reported no digest): "
+                                   "nothing was pushed"))
+    return read_back(rule.registry, build.image, reported, "kaniko", out, missing=missing)
 
 
 def _create(engine, where: str, path: str, obj: dict) -> dict:
@@ -303,25 +305,6 @@ def _own_secrets(engine, ns: str, names_: list[str], job: dict, out: BuildLog) -
                            content_type="application/merge-patch+json", what=f"own {name}")
         except (ClusterError, ResourceError) as exc:  # deleted at the end all the same
             out.write(f"note: Secret {ns}/{name} not tied to the Job: {exc}")
-
-
-def _read_back(registry, image: str, reported: str, out: BuildLog) -> dict:
-    """Digest and size of the pushed image, as the registry serves it by tag."""
-    try:
-        repository, tag = registries.split_image_ref(registry, image)
-        with registries.oci_client(registry) as client:
-            digest = client.manifest_digest(repository, tag)
-            manifest = client.manifest(repository, digest)
-    except NotFound:
-        raise StepFailed(f"the kaniko Job completed, but registry {registry.name} has no image "
-                         f"{image}" + ("" if reported else " (and kaniko reported no digest): "
-                                      "nothing was pushed")) from None
-    except RegistryError as exc:
-        raise StepFailed(f"the pushed image could not be read back: {exc}") from None
-    if reported and reported != digest:
-        out.write(f"note: kaniko reported {reported}, the registry serves {digest}")
-    out.write(f"pushed {image}@{digest}")
-    return {"digest": digest, "size": _size(manifest.body)}
 
 
 # --- following the Job ---------------------------------------------------------------------------

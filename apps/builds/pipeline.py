@@ -15,7 +15,7 @@ from django.conf import settings
 
 from apps.engine.errors import SourceError
 from apps.registries import services as registries
-from apps.registries.oci import RegistryError
+from apps.registries.oci import NotFound, RegistryError
 from apps.repositories import services as repositories
 
 from . import services, tagrules
@@ -115,7 +115,7 @@ def _build_and_push(build: Build, rule: TagRule, out: BuildLog) -> dict:
     if build.action == TagRule.Action.PUSH:
         out.flush()
         pushed = buildah.push(local, build.image, access)
-        fields.update(_read_back(rule.registry, build.image, pushed, out))
+        fields.update(read_back(rule.registry, build.image, pushed, "buildah", out))
     return fields
 
 
@@ -146,17 +146,22 @@ def _source(build: Build, rule: TagRule, out: BuildLog) -> tuple[Path, Path, Pat
     return context, dockerfile, root
 
 
-def _read_back(registry, image: str, pushed: str, out: BuildLog) -> dict:
-    """The digest and size the registry reports for what was pushed."""
+def read_back(registry, image: str, reported: str, builder: str, out: BuildLog, *,
+              missing: str = "") -> dict:
+    """The digest and size the registry serves for the pushed image's tag. `reported` is the
+    digest the builder gave (noted when the registry serves another); `missing`, if given, is
+    the failure when the registry has no such image."""
     try:
-        repository, _ = registries.split_image_ref(registry, image)
+        repository, tag = registries.split_image_ref(registry, image)
         with registries.oci_client(registry) as client:
-            digest = client.manifest_digest(repository, image.rsplit(":", 1)[1])
+            digest = client.manifest_digest(repository, tag)
             manifest = client.manifest(repository, digest)
     except RegistryError as exc:
+        if missing and isinstance(exc, NotFound):
+            raise StepFailed(missing) from None
         raise StepFailed(f"the pushed image could not be read back: {exc}") from None
-    if pushed and pushed != digest:
-        out.write(f"note: buildah reported {pushed}, the registry serves {digest}")
+    if reported and reported != digest:
+        out.write(f"note: {builder} reported {reported}, the registry serves {digest}")
     out.write(f"pushed {image}@{digest}")
     return {"digest": digest, "size": _size(manifest.body)}
 
