@@ -3,6 +3,8 @@
 Measurements (--only picks some; default all):
   latency     webhook → applied for one 10-resource app: alone, then with the N apps in the repo
   first-sync  N apps × 10 resources created → all Synced and Healthy (launcher's workers)
+  floor       the cluster alone: the same N × 10 objects applied by a bare client, no tool →
+              every Deployment Available (benchmarks/floor.py); not in the default set
   refresh     no-change refresh_many of the N apps in this process: ms per app, LISTs, requests
   big-app     first sync of one app with --big ConfigMaps (1,000), in this process
   memory      RSS of the launcher's processes at rest; peak RSS of a process whose watch cache
@@ -24,15 +26,17 @@ Measurements (--only picks some; default all):
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import traceback
 
-from . import flood, machine, pages, pipeline, polling, report, scenarios, workload
+from . import floor, flood, machine, pages, pipeline, polling, report, scenarios, workload
 from .system import System, log
 
 ALL = ("latency", "first-sync", "refresh", "big-app", "memory", "profile", "polling", "flood",
        "pages", "pipeline")
+ON_REQUEST = ("floor",)  # only with --only: it leaves 10 N objects no app owns in the cluster
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -58,13 +62,17 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         help="concurrent readers of the pages measurement (50)")
     parser.add_argument("--readers-seconds", type=float, default=20,
                         help="seconds the concurrent readers run (20)")
+    parser.add_argument("--controller-qps", type=int, default=None,
+                        help="the test cluster's controller-manager client limit, requests/s "
+                             "per controller (its default: 20)")
     parser.add_argument("--sync-timeout", type=float, default=1200,
                         help="seconds to wait for the first sync of N apps (1200)")
     args = parser.parse_args(argv)
     only = {name.strip() for item in args.only for name in item.split(",") if name.strip()}
-    unknown = only - set(ALL)
+    unknown = only - set(ALL) - set(ON_REQUEST)
     if unknown:
-        parser.error(f"unknown measurement(s) {', '.join(sorted(unknown))}; choose from {', '.join(ALL)}")
+        parser.error(f"unknown measurement(s) {', '.join(sorted(unknown))}; choose from "
+                     f"{', '.join(ALL + ON_REQUEST)}")
     args.selected = only or set(ALL)
     if args.no_profile:
         args.selected.discard("profile")
@@ -77,6 +85,7 @@ def main(argv: list[str]) -> int:
     data = {"machine": machine.facts(), "args": {"apps": args.apps, "pushes": args.pushes,
                                                  "big": args.big, "only": sorted(args.selected)},
             "results": {}, "errors": []}
+    data["args"]["controller_qps"] = args.controller_qps or 20
     m = data["machine"]
     print(f"machine: {m['nproc']} CPUs ({m['nproc_available']} available), {m['cpu_model']}, "
           f"{m['ram_total_mib']} MiB RAM, load {m['load_at_start']}, {m['date']}, "
@@ -89,6 +98,8 @@ def main(argv: list[str]) -> int:
     signal.signal(signal.SIGINT, signal.default_int_handler)
 
     stem = report.results_stem()
+    if args.controller_qps:
+        os.environ["GITOPS_UI_TEST_CONTROLLER_QPS"] = str(args.controller_qps)
     system = System()
     sel = args.selected
     results = data["results"]
@@ -106,6 +117,8 @@ def main(argv: list[str]) -> int:
             system.start_launcher()
             log(f"launcher up on {system.base_url}")
 
+        if "floor" in sel:  # before any app: the cluster holds only this
+            results["floor"] = floor.run(ctx, args.apps, args.sync_timeout)
         if sel & {"latency", "flood"}:
             results["latency_setup"] = scenarios.setup_latency_app(ctx)
         if "latency" in sel:

@@ -1,6 +1,6 @@
 """pages: server time of the dashboard's busiest pages with 1,000 applications (issue 12).
 
-Client-side wall time of each request on loopback against the launcher's web server (daphne,
+Client-side wall time of each request on loopback against the launcher's web server (uvicorn,
 one process): the application list page signed in, the list API with a token; then the same
 with 50 concurrent readers while /healthz is probed every 0.2 s; and the page of the big app
 (1,000 resources) when big-app ran in the same invocation. A `Server-Timing` header, if the
@@ -257,7 +257,7 @@ def run(ctx: Context, apps: int = 1000, count: int = 100, readers: int = 50,
     user, password = _user()
     _, token = accounts.create_api_token(user)
     session = sign_in(base, user.get_username(), password)
-    out = {"apps_in_database": total, "how": "client wall time on loopback, daphne (launcher)",
+    out = {"apps_in_database": total, "how": "client wall time on loopback, uvicorn (launcher)",
            "targets": TARGETS}
     out["list_page"] = sequential(session, f"{base}/applications/", count)
     out["list_api"] = sequential(requests.Session(), f"{base}/api/applications/", count,

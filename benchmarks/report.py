@@ -60,6 +60,13 @@ def rows(data: dict) -> list[tuple[str, str, str]]:
                     f"{_s(fs['cpu_s_until_idle']['launcher'], 'CPU-s', 1)}); API server "
                     f"{_s(fs['cpu_s_until_synced'].get('kube-apiserver'), 'CPU-s', 1)}",
                     "≤ 33 s wall, ≤ 30 CPU-s (N=100)"))
+    fl = r.get("floor")
+    if fl:
+        out.append((f"the cluster alone: {fl['apps']} apps' objects applied by a bare client",
+                    f"applied in {_s(fl['applied_s'], digits=1)}; every Deployment Available "
+                    f"after {_s(fl['all_available_s'], digits=1)}; API server "
+                    f"{_s(fl['cpu_s'].get('kube-apiserver'), 'CPU-s', 1)}",
+                    "(the floor of a first sync)"))
     rf = r.get("refresh")
     if rf:
         m, w = rf["measured"], rf["warm_up"]
@@ -79,7 +86,7 @@ def rows(data: dict) -> list[tuple[str, str, str]]:
                     f"({big['phase']}, {big['objects_in_cluster']} in cluster)", "≤ 60 s"))
     pg = r.get("pages")
     if pg:
-        t, how = pg["targets"], "client wall time, loopback, daphne"
+        t, how = pg["targets"], "client wall time, loopback, uvicorn"
 
         def p50_p95(ms):
             return f"p50 {_s(ms['p50'], 'ms', 0)}, p95 {_s(ms['p95'], 'ms', 0)} (n={ms['n']})"

@@ -8,7 +8,7 @@
    restarted Redis still holds the jobs queued before it died.
 3. Generates the webhook secret on first start (printed once), migrates the database and
    creates an admin account if there is none.
-4. Starts the ASGI web server (daphne), the engine (`manage.py engine`: sync and refresh jobs
+4. Starts the ASGI web server (uvicorn), the engine (`manage.py engine`: sync and refresh jobs
    on GITOPS_UI_WORKER_THREADS threads, and the reconciler's schedule), and the build worker
    (apps/core/worker.py) whenever builds are queued; restarts any of them that dies (Redis
    first, and the others with a backoff while Redis is away), and prints the URL.
@@ -301,7 +301,7 @@ def announce_new_webhook_secret() -> None:
 def services(env: dict, host: str, port: int) -> list[Child]:
     """Three processes besides Redis and this one; README.md ("`make run`") says why this shape."""
     return [
-        # daphne with an access log that hides ?token= and other secrets (apps/core/webserver.py).
+        # uvicorn with an access log that hides ?token= and other secrets (apps/core/webserver.py).
         Child("web", [sys.executable, "-m", "apps.core.webserver", "-b", host, "-p", str(port),
                       "gitops_ui.asgi:application"], env),
         # Syncs and refreshes on threads of one process sharing each cluster's watch cache, and

@@ -7,6 +7,7 @@ never left "Running".
 """
 from __future__ import annotations
 
+import copy
 import logging
 import threading
 import time
@@ -30,19 +31,29 @@ HISTORY_LIMIT = 50
 
 
 @contextmanager
-def claimed(operation_id: int, kind: str | None = None):
+def claimed(operation_id: int, kind: str | None = None, created: Operation | None = None):
     """Claim a Pending operation (Pending → Running, one conditional UPDATE) and keep its
     heartbeat beating while the block runs. Yields (operation, terminate event), or
     (None, None) when it was not Pending: already run, running elsewhere, or terminated before
-    it started."""
+    it started. `created`: the operation as this thread just created it (an automated sync run
+    at once), used instead of reading it back."""
     pending = Operation.objects.filter(pk=operation_id, phase=Operation.Phase.PENDING,
                                        **({"kind": kind} if kind else {}))
-    if not pending.update(phase=Operation.Phase.RUNNING, started_at=timezone.now(),
-                          heartbeat_at=timezone.now()):
+    now = timezone.now()
+    if not pending.update(phase=Operation.Phase.RUNNING, started_at=now, heartbeat_at=now):
         yield None, None
         return
-    op = Operation.objects.select_related("application__repository", "application__cluster",
-                                          "initiated_by").get(pk=operation_id)
+    if created is not None and created.pk == operation_id:
+        # Its row holds what the object holds (the claim aside), its application was loaded
+        # with its repository and cluster by the refresh that created it: reading them all
+        # back cost a query and three rows' decoding per automated sync. Copies, so the
+        # caller's objects do not change under it, as with objects read back.
+        op, app = copy.copy(created), copy.copy(created.application)
+        op.application = app
+        op.phase, op.started_at, op.heartbeat_at = Operation.Phase.RUNNING, now, now
+    else:
+        op = Operation.objects.select_related("application__repository", "application__cluster",
+                                              "initiated_by").get(pk=operation_id)
     publish_operation(op)
     terminate = threading.Event()
     beat = _Heartbeat(op.pk, terminate)
@@ -53,8 +64,9 @@ def claimed(operation_id: int, kind: str | None = None):
         beat.stop()
 
 
-def run(operation_id: int) -> Operation | None:
-    with claimed(operation_id) as (op, terminate):
+def run(operation_id: int, created: Operation | None = None) -> Operation | None:
+    """Run the operation; `created`: as claimed() takes it."""
+    with claimed(operation_id, created=created) as (op, terminate):
         if op is None:
             return None
         try:
@@ -78,7 +90,9 @@ def run(operation_id: int) -> Operation | None:
     from apps.notifications import services as notifications  # sync failed
 
     notifications.operation_finished(op)
-    app.refresh_from_db()
+    # One query for the app and what its refresh reads (not one for each, lazily).
+    app.refresh_from_db(from_queryset=Application.objects.select_related(
+        "repository", "cluster", "project"))
     # The commit just synced is the one to compare with; Git moving meanwhile is a push's or
     # the poller's to notice.
     reconcile.refresh(app, auto_sync=False, cluster_change=True)
@@ -93,7 +107,8 @@ def _sync(op: Operation, terminate: threading.Event) -> tuple[str, str, str]:
         desired = rendering.desired_state(app, sha=sha)
     except EngineError as exc:
         return Operation.Phase.FAILED, str(exc), ""
-    Operation.objects.filter(pk=op.pk).update(sha=desired.sha)
+    if desired.sha != op.sha:  # an automated sync was created with it
+        Operation.objects.filter(pk=op.pk).update(sha=desired.sha)
     try:
         comparison = rendering.compare(app, desired)
         runtime = clusters.runtime(app.cluster)
@@ -150,8 +165,9 @@ def _record_history(app: Application, op: Operation) -> None:
         source={"repository": app.repository.url, "path": app.path, "tool": app.tool,
                 "source": app.source, **({"chart": app.chart} if app.chart else {})},
         deployed_by=op.initiator, images=getattr(op, "deployed_images", []))
-    stale = app.history.values_list("pk", flat=True)[HISTORY_LIMIT:]
-    HistoryEntry.objects.filter(pk__in=list(stale)).delete()
+    stale = list(app.history.values_list("pk", flat=True)[HISTORY_LIMIT:])
+    if stale:  # a delete of nothing still costs a transaction
+        HistoryEntry.objects.filter(pk__in=stale).delete()
 
 
 # Where a kind keeps its Pod spec; any other kind's is at spec.template.spec (Deployment,
@@ -196,8 +212,12 @@ class _Heartbeat(threading.Thread):
     def run(self):
         try:
             while not self._stopped.wait(settings.GITOPS_UI_OPERATION_HEARTBEAT):
-                Operation.objects.filter(pk=self.op_id).update(heartbeat_at=timezone.now())
-                if Operation.objects.filter(pk=self.op_id, terminate_requested=True).exists():
+                # One UPDATE per beat while no one asked to terminate (the usual case), which
+                # also says whether someone did; a second only then.
+                now = timezone.now()
+                if not Operation.objects.filter(pk=self.op_id, terminate_requested=False).update(
+                        heartbeat_at=now) and Operation.objects.filter(
+                            pk=self.op_id, terminate_requested=True).update(heartbeat_at=now):
                     self.terminate.set()
         finally:
             connection.close()  # this thread's own connection

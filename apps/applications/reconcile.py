@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 
 
 # --- status ------------------------------------------------------------------------------------
+STATUS_JSON = ("resources", "conditions")  # an app's largest fields, written by every refresh
 def condition(kind: str, message: str) -> dict:
     return {"type": kind, "message": message, "at": timezone.now().isoformat()}
 
@@ -128,6 +129,9 @@ def refresh(app: Application, known_refs: dict | None = None, auto_sync: bool = 
     `cluster_change`: asked for by a change in the cluster, so the commit resolved last is
     compared again (resolve_revision's `recent`) without a call to the git server."""
     sha = ""
+    deferred = app.get_deferred_fields()
+    if deferred:  # one query for the status fields a caller left out (refresh_repository)
+        app.refresh_from_db(fields=list(deferred))
     try:
         if hard:
             forget_renders(app)
@@ -172,7 +176,10 @@ def _log_new_errors(app: Application, errors: list[str]) -> None:
 
 def _sync_conditions(app: Application) -> list[dict]:
     """A failed last operation stays visible until a later one succeeds."""
-    last = app.operations.exclude(phase__in=Operation.ACTIVE).first()
+    # Only what is read here (and the application, which the related manager reads): not the
+    # resources and options (JSON) of the last sync at every refresh.
+    last = app.operations.exclude(phase__in=Operation.ACTIVE).only(
+        "application", "phase", "kind", "message").first()
     if last and last.phase in (Operation.Phase.FAILED, Operation.Phase.ERROR):
         kind = "DeletionError" if last.kind == Operation.Kind.DELETE else "SyncError"
         return [condition(kind, last.message)]
@@ -213,13 +220,14 @@ def _automated_sync(app: Application, desired: Desired, comparison: Comparison) 
 def _retry_allowed(app: Application, sha: str) -> bool:
     """Never loop on a revision that failed: retry_limit more tries, with doubling backoff."""
     failed = list(app.operations.filter(automated=True, sha=sha, phase__in=[
-        Operation.Phase.FAILED, Operation.Phase.ERROR]).order_by("-id")[:app.retry_limit + 1])
+        Operation.Phase.FAILED, Operation.Phase.ERROR]).order_by("-id").values_list(
+            "finished_at", flat=True)[:app.retry_limit + 1])
     if not failed:
         return True
     if len(failed) > app.retry_limit:
         return False
     backoff = timedelta(seconds=settings.GITOPS_UI_RETRY_BACKOFF * 2 ** (len(failed) - 1))
-    return timezone.now() >= failed[0].finished_at + backoff
+    return timezone.now() >= failed[0] + backoff
 
 
 def unreachable_clusters() -> dict[int, str]:

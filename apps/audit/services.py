@@ -43,7 +43,10 @@ def record(action: str, obj=None, *, details: dict | None = None, project=None, 
     not undone because its record could not be written (the failure is logged)."""
     try:
         entry = _entry(action, obj, details or {}, project, actor, object_type, object_name)
-        with transaction.atomic():  # a failure here must not break the caller's transaction
+        if transaction.get_connection().in_atomic_block:
+            with transaction.atomic():  # a failure here must not break the caller's transaction
+                entry.save()
+        else:  # no caller's transaction to protect: the INSERT alone, without BEGIN and COMMIT
             entry.save()
         return entry
     except Exception:  # noqa: BLE001 - the log line names it; the action itself stands

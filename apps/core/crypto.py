@@ -28,7 +28,18 @@ def encrypt(plaintext: str) -> str:
 
 def decrypt(token: str) -> str:
     try:
-        return _fernet(settings.ENCRYPTION_KEY).decrypt(token.encode()).decode()
+        return _decrypted(settings.ENCRYPTION_KEY, token)
     except InvalidToken:
         raise SecretUnreadable("a stored secret cannot be decrypted with the current "
                                "GITOPS_UI_ENCRYPTION_KEY") from None
+
+
+# Every load of a row decrypts its secrets again: the engine reads the same repository and
+# cluster rows (a kubeconfig of several KB) for every job, so it remembers the last few answers,
+# in this process's memory only, where the plaintext already lives on the model instances; it
+# is never written anywhere. Bounded: at most 256 secrets. Keyed by the key and the token, so a
+# new GITOPS_UI_ENCRYPTION_KEY is never answered from here, and a changed secret (a new token:
+# Fernet tokens carry a random IV) is decrypted afresh. A token that fails raises: not remembered.
+@lru_cache(maxsize=256)
+def _decrypted(key: str, token: str) -> str:
+    return _fernet(key).decrypt(token.encode()).decode()

@@ -2,7 +2,11 @@
 
 Order, as Argo CD users expect it:
   1. every object to apply is dry-run first; one rejection fails the sync before anything is
-     applied ("nothing half-applied");
+     applied ("nothing half-applied"). Except in one case, where the dry run protects nothing:
+     a sync of one step (one wave, no hook) into a namespace it has just created. Its objects are
+     all new and nothing runs before them, so they are applied at once (half the requests of a
+     new application's first sync), and if the server refuses one, those already created are
+     deleted again: nothing is left half-applied either way;
   2. phases PreSync → Sync → PostSync; inside a phase, waves in ascending order
      (`argocd.argoproj.io/sync-wave`, negative allowed), and inside a wave kinds in dependency
      order (namespaces and CRDs first);
@@ -109,6 +113,7 @@ class SyncOperation:
         self.terminate = terminate or threading.Event()
         self.results: list[ResourceResult] = []
         self.applied: list[tuple[dict, dict]] = []  # (manifest, the server's answer)
+        self.unchecked: set[ResourceKey] = set()  # applied without a dry run first (see above)
         # Kinds whose CustomResourceDefinition this sync applies: not served before it runs.
         self.defined_kinds = defined_kinds(r.desired for r in comparison.resources if r.desired)
 
@@ -132,8 +137,9 @@ class SyncOperation:
         except Terminated:
             return SyncResult(TERMINATED, "terminated by request", self.results)
         except (SyncFailed, ResourceError) as exc:
+            undone = self._undo_unchecked()
             self._run_sync_fail_hooks(sync_fail_hooks)
-            return SyncResult(FAILED, str(exc), self.results)
+            return SyncResult(FAILED, str(exc) + undone, self.results)
         except ClusterError as exc:
             return SyncResult(ERROR, str(exc), self.results)
         pruned = sum(r.status == "Pruned" for r in self.results)
@@ -204,12 +210,18 @@ class SyncOperation:
         # The comparison just ran the same dry run for each resource it could; only the rest
         # (hooks, objects whose namespace or CRD did not exist then) are checked here.
         checked = {s.key for s in self.comparison.resources if s.predicted is not None}
+        one_step = len(self._steps(tasks)) == 1 and not any(t.action == "hook" for t in tasks)
+        fresh = {t.result.key.name for t in tasks if t.action == "create-namespace"
+                 and t.result.status == "Synced"} if one_step else set()
         failures = []
         for task in sorted(tasks, key=lambda t: t.order):
             if task.action not in ("apply", "hook"):
                 continue
             key = task.result.key
             if task.action == "apply" and key in checked and not self.options.replace:
+                continue
+            if task.action == "apply" and key.namespace in fresh:
+                self.unchecked.add(key)
                 continue
             if key.namespace in created_namespaces or (key.group, key.kind) in created_kinds:
                 continue  # cannot be checked before its namespace or CRD exists
@@ -227,17 +239,46 @@ class SyncOperation:
             raise SyncFailed("the API server rejected the manifests; nothing was applied: "
                              + "; ".join(failures))
 
+    def _undo_unchecked(self) -> str:
+        """After a refusal, delete the objects applied unchecked (all new, in a namespace this
+        sync created); what to add to the sync's message."""
+        undone = 0
+        for obj, _ in self.applied:
+            key = key_of(obj)
+            if key not in self.unchecked:
+                continue
+            result = next(r for r in self.results if r.key == key)
+            try:
+                self.cluster.delete(self.cluster.resource_of(obj), key.namespace, key.name,
+                                    propagation="Background")
+            except (ClusterError, ResourceError) as exc:
+                result.message = f"applied; deleting it again after the failure failed: {exc}"
+                continue
+            result.status, result.message = "SyncFailed", "created, then deleted again: the sync failed"
+            undone += 1
+        if not undone:
+            return ""
+        self._progress()
+        return (f"; nothing is left applied: the {undone} object(s) created before it in the new "
+                f"namespace were deleted again")
+
     def _exists(self, obj: dict) -> bool:
         return bool(obj["metadata"].get("name")) and self.cluster.read(obj) is not None
 
     # --- execution ----------------------------------------------------------------------------
-    def _execute(self, tasks: list[_Task]) -> None:
+    @staticmethod
+    def _steps(tasks: list[_Task]) -> list[list[_Task]]:
+        """What runs, in order: a step per phase and wave, each in kind order."""
         steps = []
         for phase in PHASES:
             phase_tasks = [t for t in tasks if t.phase == phase
                            and t.result.status not in ("PruneSkipped", "Synced")]
             for wave in sorted({t.wave for t in phase_tasks}):
                 steps.append(sorted((t for t in phase_tasks if t.wave == wave), key=lambda t: t.order))
+        return steps
+
+    def _execute(self, tasks: list[_Task]) -> None:
+        steps = self._steps(tasks)
         for i, step in enumerate(steps):
             self._check_terminate()
             for task in step:

@@ -2,13 +2,14 @@
 and Healthy), sent as generic JSON or as a Slack message by a worker job, retried with backoff.
 
 The engine calls `operation_finished` when an operation ends and `status_changed` when an
-application's status changes (apps/applications/operations.py, reconcile.py); both cost one
-query when the project has no webhook. Each event to each webhook is a Delivery row: `deliver`
-(the job) makes one attempt; a failed one is tried again after GITOPS_UI_NOTIFY_BACKOFF × 3^n
-seconds, by `retry_due` (a periodic task of the reconciler), up to GITOPS_UI_NOTIFY_ATTEMPTS
-attempts; the last error and HTTP status stay on the row for the API and the admin.
-A webhook's URL is a secret (Slack's carries its token): no message here ever contains it,
-only its host.
+application's status changes (apps/applications/operations.py, reconcile.py). Both cost no
+query unless there may be an event (an operation failed; the app turned Degraded, or is Synced
+and Healthy at a synced revision), then one when the project has no webhook. Each event to each
+webhook is a Delivery row: `deliver` (the job) makes one attempt; a failed one is tried again
+after GITOPS_UI_NOTIFY_BACKOFF × 3^n seconds, by `retry_due` (a periodic task of the
+reconciler), up to GITOPS_UI_NOTIFY_ATTEMPTS attempts; the last error and HTTP status stay on
+the row for the API and the admin. A webhook's URL is a secret (Slack's carries its token): no
+message here ever contains it, only its host.
 """
 from __future__ import annotations
 
@@ -63,26 +64,34 @@ def operation_finished(op) -> list[Delivery]:
 def status_changed(app, previous_health: str) -> list[Delivery]:
     """After an application's status changed: `health_degraded` when it turned Degraded;
     `deployed` the first time a synced revision is Synced and Healthy."""
-    if not Webhook.objects.filter(project_id=app.project_id, enabled=True).exists():
+    degraded = app.health_status == "Degraded" and previous_health != "Degraded"
+    deployed = app.health_status == "Healthy" and app.sync_status == "Synced" and app.synced_sha
+    if not (degraded or deployed):  # most changes: no query at all
+        return []
+    webhooks = list(Webhook.objects.filter(project_id=app.project_id, enabled=True))
+    if not webhooks:
         return []
     sent = []
-    if app.health_status == "Degraded" and previous_health != "Degraded":
+    if degraded:
         sent += _notify(app, Event.HEALTH_DEGRADED, {"message": app.health_message,
-                                                     "revision": app.synced_sha})
-    if app.health_status == "Healthy" and app.sync_status == "Synced" and app.synced_sha:
+                                                     "revision": app.synced_sha}, webhooks)
+    if deployed:
         state, created = DeployedRevision.objects.get_or_create(
             application_id=app.pk, defaults={"sha": app.synced_sha})
         # A conditional update: two processes seeing the same change announce it once.
         if created or DeployedRevision.objects.filter(pk=state.pk).exclude(
                 sha=app.synced_sha).update(sha=app.synced_sha):
-            sent += _notify(app, Event.DEPLOYED, {"revision": app.synced_sha})
+            sent += _notify(app, Event.DEPLOYED, {"revision": app.synced_sha}, webhooks)
     return sent
 
 
-def _notify(app, event: str, facts: dict) -> list[Delivery]:
+def _notify(app, event: str, facts: dict, webhooks: list[Webhook] | None = None) -> list[Delivery]:
+    """`webhooks`: the project's enabled ones, when the caller has just read them."""
     deliveries = []
     now = timezone.now()
-    for webhook in Webhook.objects.filter(project_id=app.project_id, enabled=True):
+    if webhooks is None:
+        webhooks = Webhook.objects.filter(project_id=app.project_id, enabled=True)
+    for webhook in webhooks:
         if event not in webhook.events:
             continue
         payload = {"event": event, "application": app.name, "project": app.project.name,

@@ -1,5 +1,5 @@
 """The git webhook and the request guards around it, on PostgreSQL, Redis, the git server and
-a real daphne: closed by default, one handling per delivery, only the apps a ref moves, 413 for
+a real web server: closed by default, one handling per delivery, only the apps a ref moves, 413 for
 big bodies, 503 when the queue is down, secrets kept out of access logs, http(s) URLs only."""
 import http.client
 import json
@@ -264,7 +264,7 @@ def test_the_admin_and_the_api_refuse_a_repository_url_that_is_not_http(admin_cl
 
 # --- access logs -------------------------------------------------------------------------------
 def test_a_query_token_never_reaches_the_access_log(tmp_path):
-    """The web process as `make run` starts it: daphne writes every request line to stdout."""
+    """The web process as `make run` starts it: uvicorn writes every request line to stdout."""
     port = free_port()
     env = {**os.environ, "GITOPS_UI_DATA_DIR": str(tmp_path), "DJANGO_SETTINGS_MODULE":
            "gitops_ui.settings", "PYTHONUNBUFFERED": "1"}

@@ -205,7 +205,7 @@ def _basic(user: str, password: str) -> str:
 
 
 def test_requests_served_over_asgi_are_attributed_too(team, world, sync_queue):
-    """As `make run` serves them (daphne, ASGI): the actor and address reach the entry."""
+    """As `make run` serves them (uvicorn, ASGI): the actor and address reach the entry."""
     from asgiref.sync import async_to_sync
     from django.test import AsyncClient
 

@@ -1,5 +1,5 @@
 """The dashboard in a real browser: Debian's Chromium driven by Playwright, against the web
-process as `make run` starts it (daphne, websockets included) and a real RQ worker, both on the
+process as `make run` starts it (uvicorn, websockets included) and a real RQ worker, both on the
 test database and the stack's Redis, cluster and git server.
 
 pytest-django's live_server serves no websockets, so the web process runs as a subprocess on a
@@ -83,7 +83,7 @@ class Process:
 
 @pytest.fixture(scope="module")
 def platform(django_db_setup, django_db_blocker, redis_server, tmp_path_factory):
-    """The web process (daphne) and one worker, on the test database, for one module (its
+    """The web process (uvicorn) and one worker, on the test database, for one module (its
     worker would take other modules' jobs). Yields the base URL and the two processes."""
     logdir = tmp_path_factory.mktemp("platform")
     port = free_port()

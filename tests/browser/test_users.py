@@ -1,5 +1,5 @@
 """The user pages and the end of a session on a live page, in headless Chromium against the
-web process (daphne, websockets) on the test database.
+web process (uvicorn, websockets) on the test database.
 
 Screenshots go to $TMPDIR/gitops-ui-screenshots (see conftest.py)."""
 import re

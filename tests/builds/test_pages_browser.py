@@ -1,5 +1,5 @@
 """The build pages in a real browser (Debian's Chromium through Playwright) against the web
-process `make run` starts (daphne, websockets) and a real build worker: the log of a running
+process `make run` starts (uvicorn, websockets) and a real build worker: the log of a running
 build appears line by line without a reload, the status follows, and a build is canceled from
 its page. Screenshots go to $TMPDIR/gitops-ui-screenshots."""
 import pytest

@@ -185,21 +185,39 @@ def test_failing_pre_sync_hook_stops_the_sync(cluster, comparator, app_name):
     assert cluster.get(cluster.resource_for("v1", "ConfigMap"), app_name, "app-config") is None
 
 
-def test_invalid_manifest_fails_before_anything_is_applied(cluster, comparator, app_name):
+def test_invalid_manifest_leaves_nothing_applied(cluster, comparator, app_name):
+    """A new app's first sync (one step, into the namespace it creates) is applied without a
+    dry run first; when the server refuses an object, what was created is deleted again."""
     bad = deployment("bad")
     bad["spec"]["replicas"] = "three"
     manifests = [configmap("first"), bad]
     _, result = sync(cluster, comparator, app_name, manifests)
     assert result.phase == "Failed"
-    assert "nothing was applied" in result.message
+    assert "nothing is left applied" in result.message
     assert ".spec.replicas: expected numeric" in result.message
     assert cluster.get(cluster.resource_for("v1", "ConfigMap"), app_name, "first") is None
+    first = next(r for r in result.resources if r.key.name == "first")
+    assert first.status == "SyncFailed" and "deleted again" in first.message
 
     # Now that the namespace exists, the comparison itself shows the error on the resource.
     comparison = comparator.compare(app_name, manifests, namespace=app_name)
     bad_state = next(r for r in comparison.resources if r.key.name == "bad")
     assert ".spec.replicas: expected numeric" in bad_state.error
     assert comparison.sync == "OutOfSync" and comparison.errors
+
+
+def test_invalid_manifest_in_a_later_wave_fails_before_anything_is_applied(cluster, comparator,
+                                                                            app_name):
+    """Two steps: the first would be applied (and waited for) before the second is refused, so
+    every object is dry-run first."""
+    bad = deployment("bad")
+    bad["spec"]["replicas"] = "three"
+    bad["metadata"]["annotations"] = {"argocd.argoproj.io/sync-wave": "1"}
+    _, result = sync(cluster, comparator, app_name, [configmap("first"), bad])
+    assert result.phase == "Failed"
+    assert "nothing was applied" in result.message
+    assert ".spec.replicas: expected numeric" in result.message
+    assert cluster.get(cluster.resource_for("v1", "ConfigMap"), app_name, "first") is None
 
 
 def test_unknown_kind_is_a_comparison_error(cluster, comparator, app_name):

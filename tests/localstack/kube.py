@@ -8,6 +8,7 @@ garbage collection, RBAC) is the real Kubernetes code.
 """
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 from pathlib import Path
@@ -23,6 +24,14 @@ NODE_COUNT = 3
 # If pytest dies, its throwaway control plane is killed outright: on SIGTERM the API server
 # shuts down gracefully for 20 s or more, and can hang once etcd has gone first.
 KILL = signal.SIGKILL
+
+
+def controller_limits() -> list[str]:
+    """The controller-manager's client limits: its defaults (20 requests/s per controller),
+    unless GITOPS_UI_TEST_CONTROLLER_QPS says otherwise (the bench's --controller-qps: those
+    limits, not any tool, are what a first sync of 1,000 Deployments waits for)."""
+    qps = os.environ.get("GITOPS_UI_TEST_CONTROLLER_QPS")
+    return [f"--kube-api-qps={int(qps)}", f"--kube-api-burst={2 * int(qps)}"] if qps else []
 
 
 def cluster_bin_dir() -> Path:
@@ -123,7 +132,8 @@ class ControlPlane(Component):
             "--service-account-private-key-file", self.pki / "sa.key",
             "--root-ca-file", self.pki / "ca.crt", "--use-service-account-credentials",
             "--cluster-signing-cert-file", self.pki / "ca.crt",
-            "--cluster-signing-key-file", self.pki / "ca.key"], self.log_dir, death_signal=KILL)
+            "--cluster-signing-key-file", self.pki / "ca.key", *controller_limits()], self.log_dir,
+            death_signal=KILL)
         scheduler = ManagedProcess("kube-scheduler", [
             self.bin / "kube-scheduler", *auth, "--secure-port", free_port()], self.log_dir,
             death_signal=KILL)
