@@ -35,9 +35,11 @@ from django.core.handlers.asgi import ASGIHandler, get_script_prefix  # noqa: E4
 from django.urls import set_script_prefix  # noqa: E402
 
 from apps.core import views as core_views  # noqa: E402
+from apps.core.memory import give_back_free_heap  # noqa: E402
 from gitops_ui.routing import websocket_urlpatterns  # noqa: E402
 
 LIVENESS_PATH = "/healthz"
+QUIET_BEFORE_TRIM = 5.0  # seconds without a request before freed heap is handed back
 
 
 class PooledASGIHandler(ASGIHandler):
@@ -47,6 +49,8 @@ class PooledASGIHandler(ASGIHandler):
         base.BaseHandler.__init__(self)
         self.load_middleware(is_async=False)
         self.pool = ThreadPoolExecutor(threads, thread_name_prefix="http")
+        self._in_flight = 0
+        self._trim_due: asyncio.TimerHandle | None = None
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -62,14 +66,31 @@ class PooledASGIHandler(ASGIHandler):
             loop = asyncio.get_running_loop()
             # A context of its own per request (the audit log's actor is a context variable).
             call = contextvars.copy_context().run
-            response = await loop.run_in_executor(self.pool, call, self._respond, scope, body_file)
+            self._in_flight += 1
             try:
-                await self.send_response(response, send)
+                response = await loop.run_in_executor(self.pool, call, self._respond, scope,
+                                                      body_file)
+                try:
+                    await self.send_response(response, send)
+                finally:
+                    if response.streaming:  # closed once its content is sent
+                        await loop.run_in_executor(self.pool, call, response.close)
             finally:
-                if response.streaming:  # closed once its content is sent
-                    await loop.run_in_executor(self.pool, call, response.close)
+                self._in_flight -= 1
+                self._trim_when_quiet(loop)
         finally:
             body_file.close()
+
+    def _trim_when_quiet(self, loop) -> None:
+        """The heap a burst of requests grew goes back once no request came for a while."""
+        if self._trim_due is not None:
+            self._trim_due.cancel()
+        self._trim_due = loop.call_later(QUIET_BEFORE_TRIM, self._trim)
+
+    def _trim(self) -> None:
+        self._trim_due = None
+        if self._in_flight == 0:
+            give_back_free_heap()
 
     def _respond(self, scope, body_file):
         """What a WSGI server does per request, in a pool thread: the request_started signal

@@ -16,7 +16,6 @@ queued.
 """
 from __future__ import annotations
 
-import ctypes
 import os
 import sys
 import threading
@@ -29,6 +28,8 @@ from rq.job import Job
 from rq.timeouts import TimerDeathPenalty
 from rq.worker import SimpleWorker, Worker, WorkerStatus
 from rq.worker.base import StopRequested
+
+from apps.core.memory import give_back_free_heap
 
 
 DEFAULT_THREADS = 16  # a job mostly waits (API server, git): 16 synced 300 apps in 83 s where 8 took 122 s
@@ -175,10 +176,7 @@ class ThreadedWorker(SimpleWorker):
                 or time.monotonic() - self._idle_since < QUIET_BEFORE_TRIM:
             return
         self._jobs_since_trim = 0
-        try:
-            ctypes.CDLL("libc.so.6").malloc_trim(0)
-        except (OSError, AttributeError):  # not glibc
-            pass
+        give_back_free_heap()
 
     def prepare_job_execution(self, job: Job, remove_from_intermediate_queue: bool = False) -> None:
         # A dequeue from one queue (priority only) goes through rq's intermediate queue.
