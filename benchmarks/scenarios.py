@@ -98,6 +98,15 @@ def wait_idle(timeout: float = 300, settle: float = 0.6) -> float:
     return time.perf_counter()
 
 
+def jobs_done() -> int:
+    """Jobs the launcher's workers have finished so far (rq's per-worker counters)."""
+    import django_rq
+    from rq import Worker
+
+    workers = Worker.all(connection=django_rq.get_queue("sync").connection)
+    return sum(w.successful_job_count + w.failed_job_count for w in workers)
+
+
 def cpu_delta(before: dict, after: dict) -> dict:
     return {k: round(after.get(k, 0) - before.get(k, 0), 2) for k in after}
 
@@ -300,7 +309,7 @@ def first_sync(ctx: Context, n: int, timeout: float) -> dict:
         ctx.repo.write(workload.app_files(name, f"apps/{name}"))
     sha = ctx.repo.commit_and_push(f"{n} applications")
     wait_idle()
-    cpu0 = ctx.system.cpu()
+    cpu0, jobs0 = ctx.system.cpu(), jobs_done()
     watch = machine.Stopwatch()
     workload.create_apps([(name, f"apps/{name}") for name in names], ctx.repo, ctx.git, ctx.kube)
     created_s = watch.elapsed
@@ -310,9 +319,12 @@ def first_sync(ctx: Context, n: int, timeout: float) -> dict:
     cpu_synced = cpu_delta(cpu0, ctx.system.cpu())
     drained = wait_idle() - watch.start
     cpu_idle = cpu_delta(cpu0, ctx.system.cpu())
+    jobs = jobs_done() - jobs0
+    log(f"first sync: {jobs} jobs run until idle ({jobs / n:.1f} per app)")
     ctx.bg_names = names
     return {"apps": n, "resources": n * 10, "rows_created_s": round(created_s, 2),
             "all_synced_healthy_s": round(total_s, 2), "idle_after_s": round(drained, 2),
+            "jobs_until_idle": jobs,
             "cpu_s_until_synced": cpu_synced, "cpu_s_until_idle": cpu_idle,
             "progress": samples[::4]}
 

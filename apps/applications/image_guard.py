@@ -19,6 +19,8 @@ import time
 from dataclasses import dataclass
 
 from django.conf import settings
+from django.db import transaction
+from django.db.models.signals import post_delete, post_save
 
 from apps.engine import images
 from apps.registries import services as registries
@@ -34,6 +36,7 @@ CHECK_FAILED = "ImageCheckFailed"
 CHECK_TTL = 60.0  # seconds an answer about a tag (or an error) is trusted
 CHECK_TIMEOUT = 5.0  # seconds per registry call; a refresh must not wait long on a dead one
 _REMEMBERED_MAX = 20000
+REGISTRIES_TTL = 2.0  # seconds the list of Registry records is trusted in another process
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,7 @@ MISSING = Outcome(found=False, missing=True)
 
 _lock = threading.Lock()
 _remembered: dict[tuple, tuple[float, Outcome]] = {}  # key -> (valid until, outcome)
+_known: tuple[float, dict[str, Registry]] | None = None  # (valid until, known_registries())
 
 
 def conditions(app: Application, manifests: list[dict], recheck: bool = False) -> list[dict]:
@@ -121,15 +125,40 @@ def check(texts: list[str], recheck: bool = False) -> list[tuple[str, images.Ima
 
 
 def known_registries() -> dict[str, Registry]:
-    """Registry records by the host image references name them with."""
+    """Registry records by the host image references name them with. Read at most every
+    REGISTRIES_TTL seconds: every refresh asks, and a first sync of 1,000 apps is thousands of
+    refreshes. An edit in this process is seen at once (_registries_changed), in another one
+    (the web server) within REGISTRIES_TTL."""
+    global _known
+    if transaction.get_connection().in_atomic_block:  # its own writes must be seen
+        return _read_registries()
+    now = time.monotonic()
+    known = _known
+    if known is None or known[0] < now:
+        known = _known = (now + REGISTRIES_TTL, _read_registries())
+    return known[1]
+
+
+def _read_registries() -> dict[str, Registry]:
     return {images.registry_host(registry.host): registry for registry in Registry.objects.all()
             if registry.host}
 
 
 def forget() -> None:
     """Drop every remembered answer (tests, and a registry edited in this process)."""
+    global _known
     with _lock:
         _remembered.clear()
+        _known = None
+
+
+def _registries_changed(**kwargs) -> None:
+    global _known
+    _known = None
+
+
+post_save.connect(_registries_changed, sender=Registry, dispatch_uid="image-guard-registries")
+post_delete.connect(_registries_changed, sender=Registry, dispatch_uid="image-guard-registries-del")
 
 
 def _ask(client, ref: images.ImageReference) -> Outcome:

@@ -81,7 +81,8 @@ def changed() -> None:
     the change and the commit stores the old rows under the first bump's version only. (Now as
     well: a transaction that is rolled back still made no list stale; a test's never commits.)"""
     bump()
-    transaction.on_commit(bump)
+    if transaction.get_connection().in_atomic_block:  # outside one, on_commit would run at once
+        transaction.on_commit(bump)
 
 
 def _on_save_or_delete(sender, **kwargs) -> None:

@@ -6,6 +6,8 @@ someone waits for, `background` for work nobody waits for, so a push overtakes t
 """
 from __future__ import annotations
 
+import threading
+import time
 from contextlib import suppress
 
 from django.conf import settings
@@ -31,6 +33,31 @@ def repository_refresh_flag(repo_id: int, ref: str = "") -> str:
     return f"gitops-ui:repository-refresh-queued:{repo_id}" + (f":{ref}" if ref else "")
 
 
+# A rollout's status writes and a sync's objects reach the watch threads as bursts of events for
+# one application: within LOCAL_MERGE seconds of queueing (or finding queued) its background
+# refresh, this process merges them without asking Redis (a SET per event was 7 % of the
+# engine's CPU in a first sync). The entry goes when the refresh starts (started_refresh).
+LOCAL_MERGE = 2.0
+_merge_lock = threading.Lock()
+_background_queued: dict[str, float] = {}  # app name -> when this process saw its refresh queued
+_refresh_starts: dict[str, int] = {}  # app name -> refreshes started in this process
+
+
+def started_refresh(app_name: str) -> None:
+    """The app's refresh starts (its flags in Redis are already cleared): a change from now on
+    must queue another one."""
+    with _merge_lock:
+        _background_queued.pop(app_name, None)
+        _refresh_starts[app_name] = _refresh_starts.get(app_name, 0) + 1
+
+
+def forget_local_merges() -> None:
+    """Forget which background refreshes this process saw queued (tests, after emptying the
+    queues and their flags)."""
+    with _merge_lock:
+        _background_queued.clear()
+
+
 def schedule_refresh_by_name(app_name: str, *, background: bool = False) -> None:
     """Refresh soon, in a worker; requests made while one is still queued are merged.
     `background`: nobody waits for it (a change seen by a watch), so behind pushes and clicks,
@@ -39,8 +66,15 @@ def schedule_refresh_by_name(app_name: str, *, background: bool = False) -> None
     Takes a name so watch threads can call it without touching the database.
     """
     if background:  # its own flag: a click is not merged into a refresh queued behind others
+        with _merge_lock:
+            if time.monotonic() - _background_queued.get(app_name, -LOCAL_MERGE) < LOCAL_MERGE:
+                return
+            starts = _refresh_starts.get(app_name, 0)
         queue_once(refresh_flag(app_name, background=True), "apps.applications.jobs.refresh", app_name,
                    False, True, queue=BACKGROUND_QUEUE)  # not hard; a cluster change: no git call
+        with _merge_lock:  # unless the refresh started meanwhile: then nothing may be queued
+            if _refresh_starts.get(app_name, 0) == starts:
+                _background_queued[app_name] = time.monotonic()
     else:
         queue_once(refresh_flag(app_name), "apps.applications.jobs.refresh", app_name)
 
@@ -54,7 +88,8 @@ def queue_once(flag: str, job, *args, at_front: bool = False, queue: str = SYNC_
         with queue_errors("the refresh"):
             if connection.set(flag, 1, nx=True, ex=120):
                 try:
-                    job_queue(queue).enqueue(job, *args, at_front=at_front)
+                    # result_ttl=0: nothing reads what a refresh returns; rq keeps no record of it
+                    job_queue(queue).enqueue(job, *args, at_front=at_front, result_ttl=0)
                 except REDIS_DOWN:
                     with suppress(*REDIS_DOWN):  # or the flag would merge the retry into nothing
                         connection.delete(flag)

@@ -72,6 +72,7 @@ def forget_refresh_requests(app_name: str, hard: bool = False) -> None:
     redis_connection(queueing.SYNC_QUEUE).delete(
         queueing.refresh_flag(app_name), queueing.refresh_flag(app_name, background=True),
         *([hard_refresh_flag(app_name)] if hard else []))
+    queueing.started_refresh(app_name)  # after: a change seen meanwhile is in what it reads
 
 
 def forget_repository_refresh_request(repo_id: int, ref: str = "") -> None:

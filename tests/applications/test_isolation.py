@@ -17,7 +17,7 @@ import pytest
 import yaml
 from django.db import connection
 
-from apps.applications import refreshing, services
+from apps.applications import queueing, refreshing, services
 from apps.applications.models import Application, Operation, Project
 from apps.clusters.models import Cluster
 from apps.engine.cluster import Cluster as Engine
@@ -88,6 +88,7 @@ def clean_queues():
             django_rq.get_queue(name).empty()
         for key in redis.scan_iter("gitops-ui:*"):
             redis.delete(key)
+        queueing.forget_local_merges()
 
     clear()
     yield

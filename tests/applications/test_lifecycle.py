@@ -84,7 +84,7 @@ def test_hand_edit_is_reverted_by_self_heal_via_the_watch(repo, make_app):
     deployments = engine.resource_for("apps/v1", "Deployment")
     queue = django_rq.get_queue("background")  # nobody clicked: behind pushes and clicks
     queue.empty()
-    django_rq.get_connection("sync").delete(f"gitops-ui:background-refresh-queued:{app.name}")
+    refreshing.forget_refresh_requests(app.name)  # the refresh queued by the sync's own events
 
     engine.request("PATCH", deployments.path(app.namespace, "web"), body={"spec": {"replicas": 7}},
                    content_type="application/merge-patch+json")

@@ -19,6 +19,7 @@ def background():
     queue.empty()
     for key in redis_connection().scan_iter("gitops-ui:*refresh-queued:*"):
         redis_connection().delete(key)
+    queueing.forget_local_merges()
     yield queue
     queue.empty()
 
@@ -46,3 +47,24 @@ def test_a_watch_event_during_a_refresh_is_queued_again_when_the_refresh_ends(
 
     queued = [job.args for job in background.jobs]
     assert queued == [(app.name, False, True)]  # a refresh without a git call, queued once
+
+
+def test_a_burst_of_watch_events_queues_one_refresh_and_a_change_after_it_started_another(
+        app, background, monkeypatch):
+    for _ in range(20):  # a sync's objects created, a rollout's status writes
+        queueing.schedule_refresh_by_name(app.name, background=True)
+    [job] = background.jobs
+    assert job.args == (app.name, False, True)
+
+    background.remove(job)
+    started = []
+
+    def refresh_now(a, **kwargs):
+        refreshing.forget_refresh_requests(a.name)  # as the real one does first
+        started.append(a.name)
+
+    monkeypatch.setattr(refreshing, "refresh_now", refresh_now)
+    jobs.refresh(*job.args)
+    assert started == [app.name]
+    queueing.schedule_refresh_by_name(app.name, background=True)  # a change after it read
+    assert [j.args for j in background.jobs] == [(app.name, False, True)]

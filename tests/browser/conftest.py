@@ -190,6 +190,7 @@ def _leave_nothing_behind():
     yield
     import django_rq
 
+    from apps.applications import queueing
     from apps.clusters import services as clusters
 
     clusters.stop_all()
@@ -198,3 +199,4 @@ def _leave_nothing_behind():
         django_rq.get_queue(name).empty()
     for key in connection.scan_iter("gitops-ui:*queued:*"):
         connection.delete(key)
+    queueing.forget_local_merges()
