@@ -122,6 +122,10 @@ def resolve_revision(app: Application, known_refs: dict | None = None,
     RECENT_REVISION_SECONDS, without asking the git server. For refreshes that a change in the
     cluster asked for (as Argo CD's CompareWithRecent): Git moving is noticed by pushes and
     polling, which resolve again."""
+    # An app's first refresh (its own target revision) was asked for when the app was created:
+    # the git server's answer to a call made since then (for another new app) is fresh enough.
+    since = app.created_at.timestamp() + CLOCK_MARGIN \
+        if revision is None and app.reconciled_at is None and app.created_at else None
     revision = app.target_revision if revision is None else revision
     source = (app.repository_id, app.repository.url, app.chart, revision)
     if recent:
@@ -132,13 +136,14 @@ def resolve_revision(app: Application, known_refs: dict | None = None,
     if app.chart:
         sha = charts.resolve(chart_source(app), revision, render_tools())
     else:
-        sha = repositories.resolve(app.repository, revision, known_refs)
+        sha = repositories.resolve(app.repository, revision, known_refs, since=since)
     if revision == app.target_revision:
         _recent_revisions[app.pk] = (source, sha, time.monotonic())
     return sha
 
 
 RECENT_REVISION_SECONDS = 300  # beyond the periodic refresh (180 s), which resolves again
+CLOCK_MARGIN = 1.0  # seconds: the web server that created the app may run on another clock
 _recent_revisions: dict[int, tuple[tuple, str, float]] = {}
 
 

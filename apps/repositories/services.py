@@ -80,8 +80,9 @@ def refs(repo: Repository) -> dict[str, str]:
     return repo_cache().ls_remote(repo.url, credentials(repo))
 
 
-def resolve(repo: Repository, revision: str, known_refs: dict | None = None) -> str:
-    return repo_cache().resolve(repo.url, revision, credentials(repo), refs=known_refs)
+def resolve(repo: Repository, revision: str, known_refs: dict | None = None,
+            since: float | None = None) -> str:
+    return repo_cache().resolve(repo.url, revision, credentials(repo), refs=known_refs, since=since)
 
 
 def changed_files(repo: Repository, old: str, new: str) -> list[str] | None:

@@ -1,5 +1,6 @@
 """Threads asking the same question at once share a call, never an answer from before they asked."""
 import threading
+import time
 
 import pytest
 
@@ -58,3 +59,22 @@ def test_different_keys_do_not_wait_for_each_other():
     finally:
         hold.set()
         slow.join(5)
+
+
+def test_a_caller_that_accepts_answers_since_a_moment_gets_the_newest_call_after_it():
+    calls = SharedCalls()
+    before = time.time()
+    assert calls.call("k", lambda: "first") == "first"
+    after_first = time.time() + 0.01
+    # Asked as of a moment before that call started (an app created earlier): no new call.
+    assert calls.call("k", lambda: "second", since=before) == "first"
+    # Asked as of a moment after it: a call of its own, which later callers then share.
+    time.sleep(0.02)
+    assert calls.call("k", lambda: "second", since=after_first) == "second"
+    assert calls.call("k", lambda: "third", since=after_first) == "second"
+    # Without `since` (a push, a click): never an answer from before the question.
+    assert calls.call("k", lambda: "fourth") == "fourth"
+    # A failed call is not kept for anyone.
+    with pytest.raises(OSError):
+        calls.call("k2", lambda: (_ for _ in ()).throw(OSError("down")))
+    assert calls.call("k2", lambda: "up", since=before) == "up"

@@ -87,13 +87,15 @@ class RepoCache(Committing):
         clean, _ = _split_url(url)
         return self.root / hmac.new(self._path_secret, clean.encode(), hashlib.sha256).hexdigest()
 
-    def ls_remote(self, url: str, creds: GitCredentials | None = None) -> dict[str, str]:
+    def ls_remote(self, url: str, creds: GitCredentials | None = None,
+                  since: float | None = None) -> dict[str, str]:
         """Every ref of the remote (HEAD, refs/heads/*, refs/tags/* and peeled `^{}`) -> sha.
 
-        Threads asking at once share a call that started after they asked (SharedCalls)."""
+        Threads asking at once share a call that started after they asked, or after `since`
+        (time.time()) when given (SharedCalls)."""
         key = hashlib.sha256(repr((url, creds and (creds.username, creds.secret, creds.ssh_private_key,
                                                    creds.ssh_known_hosts))).encode()).digest()
-        return dict(self._ls_remotes.call(key, lambda: self._ls_remote(url, creds)))
+        return dict(self._ls_remotes.call(key, lambda: self._ls_remote(url, creds), since))
 
     def _ls_remote(self, url: str, creds: GitCredentials | None) -> dict[str, str]:
         out = self._git(["ls-remote", "--", "{url}"], url, creds)
@@ -117,14 +119,15 @@ class RepoCache(Committing):
         return [p for p in out.split("\0") if p]
 
     def resolve(self, url: str, revision: str | None, creds: GitCredentials | None = None,
-                refs: dict[str, str] | None = None) -> str:
+                refs: dict[str, str] | None = None, since: float | None = None) -> str:
         """The commit sha `revision` names on the remote: branch, tag (peeled), sha, or HEAD.
 
-        `refs` (from one ls_remote) lets many applications of one repository share a call.
+        `refs` (from one ls_remote) lets many applications of one repository share a call;
+        `since`: the remote as of that moment or later will do (ls_remote).
         """
         rev = (revision or "").strip() or "HEAD"
         if refs is None:
-            refs = self.ls_remote(url, creds)
+            refs = self.ls_remote(url, creds, since)
         if rev == "HEAD":
             if "HEAD" not in refs:
                 raise SourceError(f"{_split_url(url)[0]} has no default branch (empty repository?)")
