@@ -88,8 +88,9 @@ def queue_once(flag: str, job, *args, at_front: bool = False, queue: str = SYNC_
         with queue_errors("the refresh"):
             if connection.set(flag, 1, nx=True, ex=120):
                 try:
-                    # result_ttl=0: nothing reads what a refresh returns; rq keeps no record of it
-                    job_queue(queue).enqueue(job, *args, at_front=at_front, result_ttl=0)
+                    # (rq's default result_ttl: with 0, rq deletes the job with several reads
+                    # of Redis; with a TTL, three EXPIREs in the pipeline it runs anyway)
+                    job_queue(queue).enqueue(job, *args, at_front=at_front)
                 except REDIS_DOWN:
                     with suppress(*REDIS_DOWN):  # or the flag would merge the retry into nothing
                         connection.delete(flag)
