@@ -20,7 +20,7 @@ from django.utils import timezone
 from apps.clusters import services as clusters
 from apps.core.events import group_for, publish
 from apps.engine.errors import EngineError
-from apps.engine.resources import ResourceKey, group_of
+from apps.engine.resources import ResourceKey, group_of, key_of
 from apps.engine.sync import SyncOperation, SyncOptions
 
 from . import reconcile, rendering
@@ -28,6 +28,7 @@ from .models import Application, HistoryEntry, Operation
 
 log = logging.getLogger(__name__)
 HISTORY_LIMIT = 50
+CACHE_CATCH_UP = 5.0  # seconds a finished sync waits at most for the watches to deliver what it wrote
 
 
 @contextmanager
@@ -136,6 +137,10 @@ def _sync(op: Operation, terminate: threading.Event) -> tuple[str, str, str]:
     rules = rendering.ignore_rules(app)
     for manifest, answer in sync.applied:
         runtime.comparator.remember_applied(manifest, answer, rules)
+    # The refresh after the sync compares with the watch cache: once it holds what was written
+    # (milliseconds), or it would show the app OutOfSync until the watch events' refresh.
+    runtime.cache.wait_until_seen({key_of(answer): answer["metadata"].get("resourceVersion", "")
+                                   for _, answer in sync.applied}, CACHE_CATCH_UP)
     if result.phase == "Succeeded" and not op.options.get("dry_run"):
         Application.objects.filter(pk=app.pk).update(synced_sha=desired.sha)
         app.synced_sha = desired.sha

@@ -84,6 +84,17 @@ class _KindWatch:
                     return
 
 
+def _at_least(obj: dict | None, version: str) -> bool:
+    """`obj` is at `version` or later. Versions are compared as numbers when they are (etcd's
+    revisions); otherwise any other version of the object counts as later."""
+    if obj is None:
+        return False
+    have = obj["metadata"].get("resourceVersion", "")
+    if have == version:
+        return True
+    return int(have) > int(version) if have.isdigit() and version.isdigit() else True
+
+
 class LiveStateCache:
     def __init__(self, cluster: Cluster,
                  on_change: Callable[[ResourceKey, dict, bool], None] | None = None):
@@ -93,6 +104,7 @@ class LiveStateCache:
         self._by_app: dict[str, set[ResourceKey]] = {}
         self._watches: dict[tuple[str, str], _KindWatch] = {}
         self._lock = threading.RLock()
+        self._changed = threading.Condition(self._lock)
         self._stopping = threading.Event()
 
     # --- reading ------------------------------------------------------------------------------
@@ -102,6 +114,21 @@ class LiveStateCache:
     def tracked_by(self, app: str) -> dict[ResourceKey, dict]:
         with self._lock:
             return {k: self._objects[k] for k in self._by_app.get(app, ()) if k in self._objects}
+
+    def wait_until_seen(self, versions: dict[ResourceKey, str], timeout: float) -> bool:
+        """Wait until the watches have delivered each object at the resourceVersion given (what
+        a sync just wrote), or a later one; False after `timeout` seconds. Kinds not watched
+        are not waited for. The refresh right after a sync must compare with what it wrote,
+        not with the cache a moment before."""
+        versions = {k: rv for k, rv in versions.items() if self.watching(k.group, k.kind)}
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while not all(_at_least(self._objects.get(k), rv) for k, rv in versions.items()):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._changed.wait(left)
+        return True
 
     def watching(self, group: str, kind: str) -> bool:
         return (group, kind) in self._watches
@@ -160,6 +187,7 @@ class LiveStateCache:
                     changed.append((key, obj, False))
                 self._store(key, obj)
             first = not self._watches[(resource.group, resource.kind)].listed.is_set()
+            self._changed.notify_all()
         if not first:  # a re-list after an outage: report what moved meanwhile
             self._notify(changed)
 
@@ -171,6 +199,7 @@ class LiveStateCache:
                 self._remove(key)
             else:
                 self._store(key, _slim(obj))
+            self._changed.notify_all()
         self._notify([(key, obj, deleted)])
 
     def _store(self, key: ResourceKey, obj: dict) -> None:
