@@ -50,6 +50,7 @@ class PooledASGIHandler(ASGIHandler):
         self.load_middleware(is_async=False)
         self.pool = ThreadPoolExecutor(threads, thread_name_prefix="http")
         self._in_flight = 0
+        self._last_request = 0.0  # loop.time() when the newest request ended
         self._trim_due: asyncio.TimerHandle | None = None
 
     async def __call__(self, scope, receive, send):
@@ -77,20 +78,22 @@ class PooledASGIHandler(ASGIHandler):
                         await loop.run_in_executor(self.pool, call, response.close)
             finally:
                 self._in_flight -= 1
-                self._trim_when_quiet(loop)
+                self._last_request = loop.time()
+                if self._trim_due is None:
+                    self._trim_due = loop.call_later(QUIET_BEFORE_TRIM, self._trim, loop)
         finally:
             body_file.close()
 
-    def _trim_when_quiet(self, loop) -> None:
-        """The heap a burst of requests grew goes back once no request came for a while."""
-        if self._trim_due is not None:
-            self._trim_due.cancel()
-        self._trim_due = loop.call_later(QUIET_BEFORE_TRIM, self._trim)
-
-    def _trim(self) -> None:
+    def _trim(self, loop) -> None:
+        """The heap a burst of requests grew goes back once no request came for a while. One
+        timer, moved on while requests keep coming (not a timer per request)."""
+        quiet_for = loop.time() - self._last_request
+        if self._in_flight or quiet_for < QUIET_BEFORE_TRIM:
+            wait = QUIET_BEFORE_TRIM - (0.0 if self._in_flight else quiet_for)
+            self._trim_due = loop.call_later(wait, self._trim, loop)
+            return
         self._trim_due = None
-        if self._in_flight == 0:
-            give_back_free_heap()
+        give_back_free_heap()
 
     def _respond(self, scope, body_file):
         """What a WSGI server does per request, in a pool thread: the request_started signal
