@@ -67,13 +67,25 @@ def refresh(app_name: str, hard: bool = False, cluster_change: bool = False):
         if app:
             refreshing.refresh_now(app, hard=hard, cluster_change=cluster_change)
 
+    _refresh_once(app_name, work, hard, needs_git=not cluster_change)
+
+
+def refresh_changed():
+    """A batch of the apps whose objects the watches saw change (queueing.CHANGED_APPS)."""
+    for app in refreshing.changed_apps():
+        _refresh_once(app.name, lambda app=app: refreshing.refresh_changed(app), needs_git=False)
+
+
+def _refresh_once(app_name: str, work, hard: bool = False, needs_git: bool = True) -> None:
     def again(needs_git: bool):
-        # Mostly watch events of the change it was making: in the background, without git;
-        # a click or a change of the app's settings meanwhile: a full refresh, soon.
-        queueing.schedule_refresh_by_name(app_name, background=not needs_git)
+        # Mostly watch events of the change it was making: in the background, without git,
+        # unless the refresh that ran compared them; a click or a change of the app's settings
+        # meanwhile: a full refresh, soon.
+        if needs_git or not queueing.changes_compared(app_name):
+            queueing.schedule_refresh_by_name(app_name, background=not needs_git)
 
     # A hard refresh has its own key: merged into a plain one running, it would not render again.
-    _once(("app", app_name, hard), work, again, needs_git=not cluster_change,
+    _once(("app", app_name, hard), work, again, needs_git=needs_git,
           skipped=lambda: refreshing.forget_refresh_requests(app_name, hard))
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
@@ -25,7 +26,7 @@ from apps.engine.diff import Comparison
 from apps.engine.errors import ClusterError, EngineError
 from apps.repositories import services as repositories
 
-from . import image_guard
+from . import image_guard, queueing
 from .rendering import (Desired, changed_first, compare, desired_state, forget_renders,
                       resolve_revision)
 from .models import Application, Operation
@@ -129,6 +130,7 @@ def refresh(app: Application, known_refs: dict | None = None, auto_sync: bool = 
     `cluster_change`: asked for by a change in the cluster, so the commit resolved last is
     compared again (resolve_revision's `recent`) without a call to the git server."""
     sha = ""
+    began = time.monotonic()  # before the cache is read: what changed after is not compared
     deferred = app.get_deferred_fields()
     if deferred:  # one query for the status fields a caller left out (refresh_repository)
         app.refresh_from_db(fields=list(deferred))
@@ -144,6 +146,7 @@ def refresh(app: Application, known_refs: dict | None = None, auto_sync: bool = 
                     health_status=comparison.health, resources=resource_summary(comparison),
                     conditions=conditions + _sync_conditions(app)
                     + image_guard.conditions(app, desired.manifests, recheck=hard))
+        queueing.compared_cluster(app.name, began)
     except Exception as exc:  # a bug in one app's refresh is that app's condition
         record_failure(app, exc, target_sha=sha)  # the commit that failed, when known
         return None

@@ -52,15 +52,17 @@ def _hard_refresh_mark(app_name: str) -> str:
 _hard_refresh_seen: dict[str, bytes] = {}
 
 
-def refresh_now(app: Application, hard: bool = False, cluster_change: bool = False) -> Operation | None:
-    """Refresh in this process; an automated sync it calls for runs right away too. A failure,
+def refresh_now(app: Application, hard: bool = False, cluster_change: bool = False,
+                run_operation: bool = True) -> Operation | None:
+    """Refresh in this process; an automated sync it calls for runs right away too, unless
+    not `run_operation` (then it is only created). A failure,
     a bug included, ends up as a condition on the app (reconcile.refresh never raises).
     `hard`: render again, ignoring the renders of the same commit (rendering.forget_renders).
     `cluster_change`: a watch saw one of its objects change; Git is not asked again."""
     # Cleared first: a push arriving during this refresh must schedule another one.
     forget_refresh_requests(app.name, hard)
     op = reconcile.refresh(app, hard=hard, cluster_change=cluster_change)
-    if op:
+    if op and run_operation:
         operations.run(op.pk, op)
     return op
 
@@ -69,10 +71,42 @@ def forget_refresh_requests(app_name: str, hard: bool = False) -> None:
     """Clear the flags that merge refresh requests of the app into the job already queued:
     that job is being handled now (it starts, or it is recorded as the "again" of the refresh
     running), so the next request must queue a job of its own."""
-    redis_connection(queueing.SYNC_QUEUE).delete(
-        queueing.refresh_flag(app_name), queueing.refresh_flag(app_name, background=True),
-        *([hard_refresh_flag(app_name)] if hard else []))
+    with redis_connection(queueing.SYNC_QUEUE).pipeline(transaction=False) as pipe:
+        pipe.delete(queueing.refresh_flag(app_name), *([hard_refresh_flag(app_name)] if hard else []))
+        pipe.srem(queueing.CHANGED_APPS, app_name)  # what it reads covers those changes
+        pipe.execute()
     queueing.started_refresh(app_name)  # after: a change seen meanwhile is in what it reads
+
+
+def changed_apps() -> list[Application]:
+    """A batch of the applications whose objects the watches saw change
+    (queueing.take_changed_apps), looked up together; those whose changes a refresh has
+    compared since are left out."""
+    names = [name for name in queueing.take_changed_apps() if not _changes_compared(name)]
+    if not names:
+        return []
+    return list(Application.objects.select_related("repository", "cluster", "project")
+                .filter(name__in=names))
+
+
+def refresh_changed(app: Application) -> None:
+    """Refresh an app whose objects changed, against the commit resolved last (no git call).
+    An automated sync it calls for (self-heal) is queued as a job of its own: its health waits
+    must not hold up the rest of the batch."""
+    op = refresh_now(app, cluster_change=True, run_operation=False)
+    if op:
+        queueing.enqueue_operation(op)
+
+
+def _changes_compared(app_name: str) -> bool:
+    """Whether every change the watches saw to the app's objects was compared by a refresh
+    that began after it (queueing.changes_compared): then its background refresh has nothing
+    to do. A change seen from now on queues another."""
+    if not queueing.changes_compared(app_name):
+        return False
+    queueing.started_refresh(app_name)
+    # One seen before that was merged into this batch (LOCAL_MERGE): then it is refreshed.
+    return queueing.changes_compared(app_name)
 
 
 def forget_repository_refresh_request(repo_id: int, ref: str = "") -> None:
@@ -140,7 +174,8 @@ def refresh_due_repository(repo_id: int, app_ids: list[int]) -> int:
 
 
 def due_applications(only_ids: bool = False) -> list[Application]:
-    """The applications whose last refresh is older than their interval, and those whose
+    """The applications whose last refresh (never refreshed: their creation) is older than
+    their interval, and those whose
     refresh failed on a cluster that answers again. `only_ids`: with only their ids and names
     loaded, for a caller that queues jobs by id every few seconds (each app's resources and
     conditions, and its repository's and cluster's rows with their secrets, are read by the
@@ -157,12 +192,17 @@ def due_applications(only_ids: bool = False) -> list[Application]:
     interval = settings.GITOPS_UI_REFRESH_INTERVAL
     now = timezone.now()
     apps = Application.objects.select_related("repository", "cluster", "project")
-    listed = (Application.objects.only("name", "reconciled_at", "cluster_id", "repository_id")
+    listed = (Application.objects.only("name", "reconciled_at", "created_at", "cluster_id",
+                                       "repository_id")
               if only_ids else apps)
-    candidates = listed.filter(
-        Q(reconciled_at__isnull=True) | Q(reconciled_at__lt=now - timedelta(seconds=interval)))
-    due = [a for a in candidates if a.reconciled_at is None or
-           a.reconciled_at + timedelta(seconds=interval * (1 + _jitter(a.name))) <= now]
+    # A new app's first refresh is the job queued when it was saved (services._refresh_soon):
+    # taken here too, it would be refreshed twice during a first sync. Without that job (the
+    # queue was down), it is due one interval after it was created.
+    before = now - timedelta(seconds=interval)
+    candidates = listed.filter(Q(reconciled_at__lt=before)
+                               | Q(reconciled_at__isnull=True, created_at__lt=before))
+    due = [a for a in candidates
+           if (a.reconciled_at or a.created_at) + timedelta(seconds=interval * (1 + _jitter(a.name))) <= now]
     due_ids = [a.pk for a in due]
     down = reconcile.unreachable_clusters()
     # A condition of type ClusterError shows in the JSON text as "ClusterError", quotes included.

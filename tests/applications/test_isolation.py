@@ -10,12 +10,14 @@ import socket
 import subprocess
 import sys
 import uuid
+from datetime import timedelta
 from pathlib import Path
 
 import django_rq
 import pytest
 import yaml
 from django.db import connection
+from django.utils import timezone
 
 from apps.applications import queueing, refreshing, services
 from apps.applications.models import Application, Operation, Project
@@ -202,7 +204,11 @@ def test_the_periodic_refresh_queues_one_job_per_repository(git_server, kube, tm
             namespace=f"{remote.name}-{n}", path="") for n in range(2)]
     background = django_rq.get_queue("background")
 
-    # Never refreshed, so due: one job per repository, each refreshing that repository's apps.
+    # Just created: their own refresh (queued when saved through the API) takes them.
+    assert refreshing.schedule_due_refreshes() == 0
+    # Never refreshed an interval after they were created (that job was lost), so due: one job
+    # per repository, each refreshing that repository's apps.
+    Application.objects.update(created_at=timezone.now() - timedelta(days=1))
     assert refreshing.schedule_due_refreshes() == 2
     assert sorted((job.args[0], sorted(job.args[1])) for job in background.get_jobs()) == sorted(
         (repo_id, sorted(app.pk for app in group)) for repo_id, group in apps.items())

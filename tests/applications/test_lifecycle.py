@@ -4,12 +4,14 @@ Each test drives the same services the UI, API and jobs call, and checks what a 
 the app's sync and health status, its conditions, its history, and the objects in the cluster.
 """
 import subprocess
+from datetime import timedelta
 from pathlib import Path
 
 import django_rq
 import pytest
+from django.utils import timezone
 
-from apps.applications import operations, refreshing, services
+from apps.applications import operations, queueing, refreshing, services
 from apps.applications.models import Application, Operation
 from apps.clusters import services as clusters
 from apps.clusters.models import Cluster
@@ -85,6 +87,7 @@ def test_hand_edit_is_reverted_by_self_heal_via_the_watch(repo, make_app):
     queue = django_rq.get_queue("background")  # nobody clicked: behind pushes and clicks
     queue.empty()
     refreshing.forget_refresh_requests(app.name)  # the refresh queued by the sync's own events
+    queue.connection.delete(queueing.CHANGED_JOB_FLAG)  # its job went with the queue
 
     engine.request("PATCH", deployments.path(app.namespace, "web"), body={"spec": {"replicas": 7}},
                    content_type="application/merge-patch+json")
@@ -295,6 +298,9 @@ def test_one_bad_app_does_not_stop_the_others(repo, make_app, git_server, tmp_pa
         name=name + "-b", project=good.project, cluster=good.cluster, namespace=name + "-b",
         repository=Repository.objects.create(url=broken_repo.url, username=git_server.username,
                                              password=git_server.password))
+    # Due once an interval has passed since they were created (their own refresh jobs did not run).
+    Application.objects.filter(pk__in=[good.pk, broken.pk]).update(
+        created_at=timezone.now() - timedelta(days=1))
     assert refreshing.refresh_due() == 2
     good.refresh_from_db()
     broken.refresh_from_db()
@@ -302,8 +308,6 @@ def test_one_bad_app_does_not_stop_the_others(repo, make_app, git_server, tmp_pa
     assert broken.conditions[0]["type"] == "ComparisonError"
 
     # Refreshed just now: not due again until the interval (plus the app's jitter) has passed.
-    from datetime import timedelta
-
     from django.conf import settings
     assert refreshing.refresh_due() == 0
     Application.objects.filter(pk=good.pk).update(
@@ -335,10 +339,6 @@ def test_one_operation_at_a_time_and_terminate(repo, make_app, settings):
 
 
 def test_operation_of_a_killed_worker_is_marked_error(repo, make_app):
-    from datetime import timedelta
-
-    from django.utils import timezone
-
     repo.push({"cfg.yaml": configmap("cfg")})
     app = make_app(repo)
     op = services.request_sync(app, enqueue=False)
