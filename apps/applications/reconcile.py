@@ -146,7 +146,11 @@ def refresh(app: Application, known_refs: dict | None = None, auto_sync: bool = 
                     health_status=comparison.health, resources=resource_summary(comparison),
                     conditions=conditions + _sync_conditions(app)
                     + image_guard.conditions(app, desired.manifests, recheck=hard))
-        queueing.compared_cluster(app.name, began)
+        if comparison.sync == "Synced" and not comparison.errors:
+            # Only a Synced verdict settles the changes seen before it began: an app left
+            # OutOfSync may still need the automated sync that a background refresh would start
+            # (this refresh may not start one, or one in progress may have kept it from it).
+            queueing.compared_cluster(app.name, began)
     except Exception as exc:  # a bug in one app's refresh is that app's condition
         record_failure(app, exc, target_sha=sha)  # the commit that failed, when known
         return None

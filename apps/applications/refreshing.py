@@ -55,8 +55,8 @@ _hard_refresh_seen: dict[str, bytes] = {}
 def refresh_now(app: Application, hard: bool = False, cluster_change: bool = False,
                 run_operation: bool = True) -> Operation | None:
     """Refresh in this process; an automated sync it calls for runs right away too, unless
-    not `run_operation` (then it is only created). A failure,
-    a bug included, ends up as a condition on the app (reconcile.refresh never raises).
+    not `run_operation` (then it is only created). A failure, a bug included, ends up as a
+    condition on the app (reconcile.refresh never raises).
     `hard`: render again, ignoring the renders of the same commit (rendering.forget_renders).
     `cluster_change`: a watch saw one of its objects change; Git is not asked again."""
     # Cleared first: a push arriving during this refresh must schedule another one.
@@ -175,8 +175,8 @@ def refresh_due_repository(repo_id: int, app_ids: list[int]) -> int:
 
 def due_applications(only_ids: bool = False) -> list[Application]:
     """The applications whose last refresh (never refreshed: their creation) is older than
-    their interval, and those whose
-    refresh failed on a cluster that answers again. `only_ids`: with only their ids and names
+    their interval, and those whose refresh failed on a cluster that answers again.
+    `only_ids`: with only their ids and names
     loaded, for a caller that queues jobs by id every few seconds (each app's resources and
     conditions, and its repository's and cluster's rows with their secrets, are read by the
     job that refreshes it).

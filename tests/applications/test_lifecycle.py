@@ -98,6 +98,36 @@ def test_hand_edit_is_reverted_by_self_heal_via_the_watch(repo, make_app):
     assert app.operations.filter(automated=True).count() == 2
 
 
+def test_a_commit_found_while_an_older_sync_runs_is_synced_after_it(repo, make_app):
+    """A push's refresh finds the app's sync of an older commit still running, so it cannot
+    start one; the refresh that this sync's writes ask for then syncs the newer commit."""
+    repo.push({"cfg.yaml": configmap("cfg", k="1")})
+    app = make_app(repo, automated=True)
+    refreshed(app)
+    assert live(app, "v1", "ConfigMap", "cfg")["data"] == {"k": "1"}
+    older = repo.push({"cfg.yaml": configmap("cfg", k="2")})
+    running = services.request_sync(app, revision=older, enqueue=False)
+    repo.push({"cfg.yaml": configmap("cfg", k="3")})
+    app = refreshed(app)  # the push: OutOfSync, and the automated sync cannot start yet
+    assert app.sync_status == "OutOfSync" and app.operations.count() == 2
+
+    background = django_rq.get_queue("background")
+    background.empty()
+    refreshing.forget_refresh_requests(app.name)  # what the first sync's events asked for
+    background.connection.delete(queueing.CHANGED_JOB_FLAG)
+    operations.run(running.pk)  # the older commit is applied; the refresh after it does not sync
+    assert live(app, "v1", "ConfigMap", "cfg")["data"] == {"k": "2"}
+
+    # The watch of this process saw the sync's write and asked for a background refresh.
+    assert until(lambda: background.count, lambda n: n > 0, timeout=10) > 0
+    for job in background.get_jobs():
+        background.remove(job)
+        job.perform()
+    [automated] = app.operations.filter(phase=Operation.Phase.PENDING, automated=True)
+    operations.run(automated.pk)
+    assert live(app, "v1", "ConfigMap", "cfg")["data"] == {"k": "3"}
+
+
 def test_drift_without_self_heal_is_shown_not_undone(repo, make_app):
     repo.push({"web.yaml": deployment("web", replicas=2)})
     app = make_app(repo, automated=True)
