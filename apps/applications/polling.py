@@ -18,7 +18,8 @@ outage is picked up when the server is back.
 
 The same Redis hash keeps, per ref, what the last refresh of that ref handled (Handled, written
 by refreshing.refresh_repository): a moved ref that a webhook already refreshed then costs the
-queued job's ls-remote and no refresh, and a webhook carrying that commit nothing at all.
+queued job's call to the git server (a fetch that finds nothing new) and no refresh, and a
+webhook carrying that commit nothing at all.
 
 It lives with the applications, not the repositories: what a moved ref means (which apps follow
 it, the refresh job) is theirs, and repositories know nothing of applications.

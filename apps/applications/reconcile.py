@@ -283,15 +283,16 @@ def refresh_many(apps: list[Application], run_operation=None) -> list[Operation]
 
 
 def refresh_listed(apps: list[Application], refs: dict, run_operation=None,
-                   previous: str = "") -> list[Operation]:
+                   previous: str = "", in_full=None) -> list[Operation]:
     """Refresh applications of one repository against refs already listed, changed ones
     first (since commit `previous` when given); automated syncs returned, or run at once by
-    `run_operation(op)`."""
+    `run_operation(op)`. `in_full`: for apps read in part (rendering.changed_first)."""
     operations = []
-    for app in changed_first(apps, refs, previous):
-        op = refresh(app, known_refs=refs)  # one app's trouble never stops the others
-        if op and run_operation:
-            run_operation(op)
-        elif op:
-            operations.append(op)
+    for batch in changed_first(apps, refs, previous, in_full):
+        for app in batch:
+            op = refresh(app, known_refs=refs)  # one app's trouble never stops the others
+            if op and run_operation:
+                run_operation(op)
+            elif op:
+                operations.append(op)
     return operations

@@ -19,6 +19,12 @@ from .models import Application, Operation
 
 
 DUE_REFRESH_CLAIM = 300  # seconds: longest a repository's periodic refresh job is waited for
+# What a refresh reads besides the app, for many apps at once: prefetched, so each repository,
+# cluster and project row is read and built once and shared by its apps (select_related built
+# a copy for every app: 0.05 s for the 300 apps of one repository before the changed one's
+# refresh could start, against 0.02 s).
+RELATIONS = ("repository", "cluster", "project")
+PICKED_BY = ("repository", "path", "revision", "pinned_revision", "chart")  # tracks_ref, changed_first
 
 
 def hard_refresh_flag(app_name: str) -> str:
@@ -85,8 +91,7 @@ def changed_apps() -> list[Application]:
     names = [name for name in queueing.take_changed_apps() if not _changes_compared(name)]
     if not names:
         return []
-    return list(Application.objects.select_related("repository", "cluster", "project")
-                .filter(name__in=names))
+    return list(Application.objects.prefetch_related(*RELATIONS).filter(name__in=names))
 
 
 def refresh_changed(app: Application) -> None:
@@ -164,7 +169,7 @@ def refresh_due_repository(repo_id: int, app_ids: list[int]) -> int:
     """Refresh these due applications of one repository (one ls-remote); their automated
     syncs are queued. Returns how many were refreshed."""
     try:
-        apps = list(Application.objects.select_related("repository", "cluster", "project")
+        apps = list(Application.objects.prefetch_related(*RELATIONS)
                     .filter(pk__in=app_ids, repository_id=repo_id))
         for op in reconcile.refresh_many(apps):
             queueing.enqueue_operation(op)
@@ -191,7 +196,7 @@ def due_applications(only_ids: bool = False) -> list[Application]:
     """
     interval = settings.GITOPS_UI_REFRESH_INTERVAL
     now = timezone.now()
-    apps = Application.objects.select_related("repository", "cluster", "project")
+    apps = Application.objects.prefetch_related(*RELATIONS)
     listed = (Application.objects.only("name", "reconciled_at", "created_at", "cluster_id",
                                        "repository_id")
               if only_ids else apps)
@@ -235,10 +240,11 @@ def tracks_ref(app: Application, ref: str, default_branch: str = "") -> bool:
 
 def refresh_repository(repo_id: int, ref: str = "", default_branch: str = "") -> int:
     """Refresh the apps of one repository a push to `ref` can move (all without a ref): one
-    ls-remote, the apps whose manifests changed first, their automated syncs run at once.
-    Returns how many apps were refreshed.
+    call to the git server (a fetch that lists the refs and brings their new commits), the
+    apps whose manifests changed first, their automated syncs run at once. Returns how many
+    apps were refreshed.
 
-    A push of a commit already handled costs that ls-remote only (webhook floods, redeliveries,
+    A push of a commit already handled costs that call only (webhook floods, redeliveries,
     polling seeing what a webhook already refreshed). "Handled" (polling.Handled, per repository
     and ref, in Redis): the last time this ran for `ref`, ls-remote gave the same sha, every app
     that followed the ref was compared with the cluster at it (a failed refresh, recorded by
@@ -254,18 +260,28 @@ def refresh_repository(repo_id: int, ref: str = "", default_branch: str = "") ->
 
     forget_repository_refresh_request(repo_id, ref)
     redis = redis_connection(queueing.SYNC_QUEUE)
-    # The status JSON of every app is read by its own refresh (reconcile.refresh), not here:
-    # decoding all of it before the first, changed app is refreshed took ~0.1 s at N=300.
-    apps = [app for app in Application.objects.select_related("repository", "cluster", "project")
-            .filter(repository_id=repo_id).defer(*reconcile.STATUS_JSON)
+    # First only what picks the apps and orders them (tracks_ref, rendering.changed_first):
+    # each row in full (~0.1 ms, and its status JSON is read by its own refresh) is read when
+    # its batch comes, the changed apps' before the rest, 0.03 s sooner at N=300.
+    apps = [app for app in Application.objects.filter(repository_id=repo_id).only(*PICKED_BY)
             if tracks_ref(app, ref, default_branch)]
+    read: list[Application] = []  # the apps refreshed, as their refreshes left them
+
+    def in_full(batch: list[Application]) -> list[Application]:
+        rows = (Application.objects.prefetch_related(*RELATIONS).defer(*reconcile.STATUS_JSON)
+                .in_bulk([app.pk for app in batch]))
+        full = [rows[app.pk] for app in batch if app.pk in rows]  # not those deleted meanwhile
+        read.extend(full)
+        return full
+
     if not ref or not apps:
-        reconcile.refresh_many(apps, run_operation=lambda op: operations.run(op.pk, op))
+        reconcile.refresh_many(in_full(apps), run_operation=lambda op: operations.run(op.pk, op))
         return len(apps)
     try:
-        refs = repositories.refs(apps[0].repository)
+        # One call to the git server that also fetches the pushed commit.
+        refs = repositories.fetched_refs(apps[0].repository)
     except Exception as exc:  # as refresh_many would: shown on each app, nothing recorded
-        for app in apps:
+        for app in in_full(apps):
             reconcile.record_failure(app, exc)
         return len(apps)
     now = polling.Handled(refs.get(ref, ""), refs.get(f"{ref}^{{}}", ""))
@@ -278,11 +294,12 @@ def refresh_repository(repo_id: int, ref: str = "", default_branch: str = "") ->
     if not apps or not redis.set(claim, 1, nx=True, ex=600):
         return 0  # handled, or being handled by another worker
     try:
-        # On the refs listed above: a push costs one ls-remote, not two.
+        # On the refs listed above: a push costs one call to the git server, not two.
         reconcile.refresh_listed(apps, refs, run_operation=lambda op: operations.run(op.pk, op),
-                                 previous=(last.peeled or last.sha) if last is not None else "")
+                                 previous=(last.peeled or last.sha) if last is not None else "",
+                                 in_full=in_full)
         # Only a failed refresh leaves sync Unknown (reconcile.record_failure).
-        failed = tuple(sorted(app.pk for app in apps if app.sync_status == "Unknown"))
+        failed = tuple(sorted(app.pk for app in read if app.sync_status == "Unknown"))
         polling.record_handled(repo_id, ref, polling.Handled(now.sha, now.peeled, failed))
     finally:
         redis.delete(claim)

@@ -11,6 +11,7 @@ import os
 import shutil
 import time
 from collections import OrderedDict
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from threading import Lock
@@ -211,15 +212,20 @@ def render_key(app: Application, root: Path, sha: str) -> tuple:
 DIFF_FROM_APPS = 20  # fewer apps: looking at each one's render is cheaper than a git call
 
 
-def changed_first(apps: list[Application], known_refs: dict,
-                  previous: str = "") -> list[Application]:
-    """The apps whose manifests a new commit changes, ahead of those it leaves alone, so a
-    webhook's change is applied before the many no-op refreshes of its neighbours.
+def changed_first(apps: list[Application], known_refs: dict, previous: str = "",
+                  in_full=None) -> Iterator[list[Application]]:
+    """The apps in batches, those whose manifests a new commit changes ahead of those it leaves
+    alone, so a webhook's change is applied before the many no-op refreshes of its neighbours.
 
     With `previous` (the commit the apps were last refreshed at), the apps whose folder holds a
     file that differs come first: one `git diff-tree`, not a look at every app's render (which
     costs ~0.3 ms per app before the first change is applied). An app that reads a changed
-    file outside its folder (a Kustomize base) is then refreshed with the rest, only later."""
+    file outside its folder (a Kustomize base) is then refreshed with the rest, only later.
+
+    `in_full(apps)`: the same apps read in full, for `apps` that hold only what picking them
+    needs (path, revision, chart: refreshing.refresh_repository); each batch is read
+    when it is reached, the changed apps' rows before the others'."""
+    in_full = in_full or (lambda batch: batch)
     first = apps[0] if apps else None
     if previous and len(apps) > DIFF_FROM_APPS and not first.chart:
         try:
@@ -228,7 +234,10 @@ def changed_first(apps: list[Application], known_refs: dict,
         except Exception:  # the refreshes themselves record what is wrong
             changed = None
         if changed is not None:
-            return sorted(apps, key=lambda app: not _holds_any(app.path, changed))
+            hit = [app for app in apps if _holds_any(app.path, changed)]
+            yield in_full(hit)
+            yield in_full([app for app in apps if not _holds_any(app.path, changed)])
+            return
 
     def unchanged(app):
         if app.chart:
@@ -239,7 +248,7 @@ def changed_first(apps: list[Application], known_refs: dict,
             return _renders.contains(render_key(app, root, sha))
         except Exception:  # its refresh records the error, a bug included
             return False
-    return sorted(apps, key=unchanged)
+    yield sorted(in_full(apps), key=unchanged)
 
 
 def _holds_any(folder: str, paths: list[str]) -> bool:

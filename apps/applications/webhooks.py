@@ -50,7 +50,7 @@ def handle_push(url: str, token: str | None, *, ref: str = "", default_branch: s
     repository with that URL already handled it for that ref (refreshing.refresh_repository: each
     app following the ref refreshed at that sha without failure), nothing is queued: a flood of
     deliveries of one commit costs no git call. Otherwise the refresh job is queued, and its
-    own ls-remote decides (a sender's word never skips a refresh it did not see done).
+    own look at the refs decides (a sender's word never skips a refresh it did not see done).
 
     `then(repos)`, for a first delivery with the right token, starts what else the push asks
     for (the builds of a tag: apps/builds); what it returns is the outcome's `started`.

@@ -80,6 +80,12 @@ def refs(repo: Repository) -> dict[str, str]:
     return repo_cache().ls_remote(repo.url, credentials(repo))
 
 
+def fetched_refs(repo: Repository) -> dict[str, str]:
+    """refs(), with the commits they name fetched into the cache in the same call (a push's
+    refresh, which reads the new commit next)."""
+    return repo_cache().fetch_refs(repo.url, credentials(repo))
+
+
 def resolve(repo: Repository, revision: str, known_refs: dict | None = None,
             since: float | None = None) -> str:
     return repo_cache().resolve(repo.url, revision, credentials(repo), refs=known_refs, since=since)

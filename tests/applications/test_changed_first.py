@@ -28,7 +28,13 @@ def test_the_app_whose_folder_a_push_changed_comes_first(git_server, repo, clust
 
     assert repositories.changed_files(record, before, after) == ["z/cm.yaml"]
     monkeypatch.setattr(rendering, "DIFF_FROM_APPS", 2)  # a push to 3 apps: diffed as for 300
-    assert [app.path for app in changed_first(apps, refs, previous=before)] == ["z", "a", "m"]
+    # The changed app in a batch of its own, refreshed before the others are read in full.
+    read = []
+    batches = changed_first(apps, refs, previous=before,
+                            in_full=lambda batch: read.append([a.path for a in batch]) or batch)
+    assert [a.path for a in next(batches)] == ["z"] and read == [["z"]]
+    assert [a.path for a in next(batches)] == ["a", "m"] and read == [["z"], ["a", "m"]]
     # A commit this cache has never seen: the order comes from each app's render instead.
     assert repositories.changed_files(record, "0" * 40, after) is None
-    assert {app.path for app in changed_first(apps, refs, previous="0" * 40)} == {"a", "m", "z"}
+    assert [{app.path for app in batch}
+            for batch in changed_first(apps, refs, previous="0" * 40)] == [{"a", "m", "z"}]

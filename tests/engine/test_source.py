@@ -127,6 +127,29 @@ def test_resolve_branch_annotated_tag_short_sha_and_head(git_server, repo, cache
     assert cache.resolve(url, light[:7].upper(), creds) == light
 
 
+def test_fetch_refs_answers_as_ls_remote_with_the_commits_fetched(git_server, repo, cache, creds):
+    """A push's refresh lists the refs and fetches their commits in one call to the server."""
+    name, url = repo
+    assert cache.fetch_refs(url, creds) == {}  # an empty repository: no HEAD to fetch
+    first = push_files(git_server, name, {"a.yaml": manifest("ConfigMap", "a")}, tag="v1",
+                       annotated=True)
+    push_files(git_server, name, {"b.yaml": manifest("ConfigMap", "b")}, tag="v2")
+    push_files(git_server, name, {"d.yaml": manifest("ConfigMap", "d")}, branch="dev")
+    head = push_files(git_server, name, {"c.yaml": manifest("ConfigMap", "c")})
+
+    refs = cache.fetch_refs(url, creds)
+    assert refs == cache.ls_remote(url, creds)
+    assert refs["HEAD"] == head and refs["refs/tags/v1^{}"] == first
+    # Already in the cache: no credentials needed to compare the two commits.
+    assert sorted(cache.changed_files(url, first, head)) == ["b.yaml", "c.yaml"]
+
+    git("push", "--quiet", git_server.auth_url(name), ":refs/heads/dev", ":refs/tags/v2")
+    assert cache.fetch_refs(url, creds) == cache.ls_remote(url, creds)  # deleted refs go too
+    assert "refs/heads/dev" not in cache.fetch_refs(url, creds)
+    with pytest.raises(SourceError, match="authentication failed"):
+        cache.fetch_refs(url, GitCredentials(git_server.username, "wrong"))
+
+
 def test_unknown_revision_is_a_source_error(git_server, repo, cache, creds):
     name, url = repo
     push_files(git_server, name, {"a.yaml": manifest("ConfigMap", "a")})

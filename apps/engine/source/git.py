@@ -47,6 +47,8 @@ HEX = re.compile(r"^[0-9a-f]{4,64}$")
 KEEP_EXPORTS = 16  # per repository
 EXPORT_GRACE_SECONDS = 600
 PRUNE_EVERY = 60  # seconds between two looks for old exports of one repository
+FETCH_REFSPECS = ("+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*")
+REMOTE_HEAD = "refs/gitops-ui/remote-head"  # the remote's HEAD as fetch_refs last saw it
 
 
 class RepoCache(Committing):
@@ -104,6 +106,31 @@ class RepoCache(Committing):
             sha, _, ref = line.partition("\t")
             if ref:
                 refs[ref] = sha
+        return refs
+
+    def fetch_refs(self, url: str, creds: GitCredentials | None = None) -> dict[str, str]:
+        """What ls_remote answers (HEAD, branches, tags and peeled tags), from a fetch that also
+        brings their commits into the cache: one call to the server where ls-remote and then
+        the fetch of the new commit made two. For a push's refresh, whose new commit is read
+        next; polling, which mostly finds nothing new, keeps the lighter ls_remote."""
+        with self._locked(url):
+            self._init(url)
+            try:
+                self._git(["fetch", "--quiet", "--prune", "--no-tags", "--", "{url}",
+                           f"+HEAD:{REMOTE_HEAD}", *FETCH_REFSPECS], url, creds)
+            except SourceError as exc:
+                if "couldn't find remote ref" not in getattr(exc, "output", ""):
+                    raise
+                # No default branch (an empty repository, or HEAD naming a deleted branch).
+                return self.ls_remote(url, creds)
+            out = self._git(["for-each-ref", "--format=%(objectname) %(refname) %(*objectname)",
+                             "refs/heads/", "refs/tags/", REMOTE_HEAD], url)
+        refs = {}
+        for line in out.splitlines():
+            sha, ref, peeled = (line.split(" ") + [""])[:3]
+            refs["HEAD" if ref == REMOTE_HEAD else ref] = sha
+            if peeled:  # an annotated tag: ls-remote's `<tag>^{}` line
+                refs[f"{ref}^{{}}"] = peeled
         return refs
 
     def changed_files(self, url: str, old: str, new: str,
@@ -310,8 +337,8 @@ class RepoCache(Committing):
         return sha
 
     def _fetch(self, url: str, creds) -> None:
-        self._git(["fetch", "--quiet", "--prune", "--no-tags", "--", "{url}",
-                   "+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*"], url, creds)
+        self._git(["fetch", "--quiet", "--prune", "--no-tags", "--", "{url}", *FETCH_REFSPECS],
+                  url, creds)
 
     def _init(self, url: str) -> None:
         git_dir = self.repo_dir(url) / "repo.git"
