@@ -234,9 +234,11 @@ def changed_first(apps: list[Application], known_refs: dict, previous: str = "",
         except Exception:  # the refreshes themselves record what is wrong
             changed = None
         if changed is not None:
-            hit = [app for app in apps if _holds_any(app.path, changed)]
+            hit, rest = [], []
+            for app in apps:
+                (hit if _holds_any(app.path, changed) else rest).append(app)
             yield in_full(hit)
-            yield in_full([app for app in apps if not _holds_any(app.path, changed)])
+            yield in_full(rest)
             return
 
     def unchanged(app):
